@@ -1,0 +1,97 @@
+"""Errors a user can cause, and the exit codes nsuwsgi promises.
+
+Bad input must never produce a traceback: every problem is a `UserError` that knows where it
+came from (file and line, or the command line), which option it concerns, what is wrong and
+how to fix it. The CLI prints each as one line and exits with the code below. The exit code
+table is the single source for the troubleshooting docs.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+
+EXIT_OK = 0
+EXIT_RUNTIME = 1
+EXIT_CONFIG = 2
+EXIT_CONTROL_DAEMON = 3
+
+EXIT_CODES = {
+    EXIT_OK: "clean shutdown (SIGTERM, SIGINT, SIGQUIT) or a command such as --help finished",
+    EXIT_RUNTIME: "a runtime failure after the configuration was accepted "
+    "(for example the stats socket could not be bound); the log says which",
+    EXIT_CONFIG: "the configuration was rejected; one line per problem names file:line, "
+    "the option and a fix; nothing was started",
+    EXIT_CONTROL_DAEMON: "a daemon marked `control` ended, so the instance shut itself down",
+}
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Where a config value came from: a file and line, or the command line/environment."""
+
+    file: str | None = None
+    line: int | None = None
+    source: str = "command line"
+
+    def __str__(self) -> str:
+        if self.file is None:
+            return self.source
+        if self.line is None:
+            return self.file
+        return f"{self.file}:{self.line}"
+
+
+COMMAND_LINE = Origin()
+
+
+class UserError(Exception):
+    """A problem the user can fix. `str()` is the one-line message printed by the CLI."""
+
+    def __init__(self, message: str, *, origin: Origin | None = None,
+                 option: str | None = None, hint: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.origin = origin
+        self.option = option
+        self.hint = hint
+
+    def __str__(self) -> str:
+        parts = []
+        if self.origin is not None:
+            parts.append(str(self.origin))
+        if self.option:
+            parts.append(self.option)
+        parts.append(self.message)
+        text = ": ".join(parts)
+        if self.hint:
+            text += f" (hint: {self.hint})"
+        return text
+
+
+class ConfigErrors(Exception):
+    """Every problem found in one validation pass, reported together."""
+
+    def __init__(self, errors: list[UserError]):
+        super().__init__("\n".join(str(e) for e in errors))
+        self.errors = errors
+
+
+class ValueProblem(ValueError):
+    """Raised by option value parsers: what is wrong with the value, and how to fix it.
+
+    The caller adds the origin and option name, so parsers stay free of bookkeeping.
+    """
+
+    def __init__(self, message: str, hint: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+
+def did_you_mean(word: str, candidates, n: int = 1) -> str | None:
+    """A hint naming the closest candidate, or None when nothing is close."""
+    close = difflib.get_close_matches(word, list(candidates), n=n, cutoff=0.6)
+    if not close:
+        return None
+    return "did you mean " + " or ".join(f"'{c}'" for c in close) + "?"

@@ -1,0 +1,97 @@
+"""The lifeline: kills every dumb daemon's process group if the master dies, even by SIGKILL.
+
+PDEATHSIG only reaches the master's direct child. When a daemon needs a shell, or forks helpers
+of its own, the rest of its process group would outlive a SIGKILLed master: that is how uWSGI
+leaves orphans. The lifeline is a tiny process forked from the master (before it has any
+tenant state) that blocks reading a pipe. The master writes `+PGID` and `-PGID` lines as dumb
+daemons start and end. When the master dies, however it dies, the kernel closes the pipe; the
+lifeline reads EOF, SIGKILLs every group still listed, and exits. It ignores terminal signals so
+a Ctrl-C cannot end it before the master.
+
+It is started lazily, only when a dumb daemon exists, so an instance without daemons pays
+nothing. The child side uses only os calls, like the spawn primitive's child.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+
+
+class Lifeline:
+    def __init__(self):
+        self.pid: int | None = None
+        self.pidfd: int | None = None
+        self._write_fd: int | None = None
+        self.groups: set[int] = set()
+
+    def add(self, pgid: int) -> None:
+        self._ensure_started()
+        self.groups.add(pgid)
+        self._send(f"+{pgid}\n")
+
+    def remove(self, pgid: int) -> None:
+        if pgid in self.groups:
+            self.groups.discard(pgid)
+            self._send(f"-{pgid}\n")
+
+    def _send(self, line: str) -> None:
+        if self._write_fd is not None:
+            try:
+                os.write(self._write_fd, line.encode())
+            except OSError:
+                pass
+
+    def _ensure_started(self) -> None:
+        if self.pid is not None:
+            return
+        read_fd, write_fd = os.pipe2(os.O_CLOEXEC)
+        pid = os.fork()
+        if pid == 0:
+            _run_lifeline(read_fd)          # never returns
+        os.close(read_fd)
+        self.pid, self._write_fd = pid, write_fd
+        self.pidfd = os.pidfd_open(pid)
+
+    def close(self) -> None:
+        """A clean master exit: the lifeline sees EOF with no groups left and exits."""
+        if self._write_fd is not None:
+            os.close(self._write_fd)
+            self._write_fd = None
+        if self.pid is not None:
+            try:
+                os.waitpid(self.pid, 0)
+            except ChildProcessError:
+                pass
+            os.close(self.pidfd)
+            self.pid = self.pidfd = None
+
+
+def _run_lifeline(read_fd: int) -> None:
+    try:
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT,
+                    signal.SIGTSTP, signal.SIGUSR1, signal.SIGUSR2):
+            signal.signal(sig, signal.SIG_IGN)
+        signal.set_wakeup_fd(-1)
+        os.closerange(3, read_fd)
+        os.closerange(read_fd + 1, 1 << 20)
+        groups: set[int] = set()
+        pending = b""
+        while True:
+            chunk = os.read(read_fd, 4096)
+            if not chunk:
+                break
+            pending += chunk
+            *lines, pending = pending.split(b"\n")
+            for line in lines:
+                if line[:1] == b"+":
+                    groups.add(int(line[1:]))
+                elif line[:1] == b"-":
+                    groups.discard(int(line[1:]))
+        for pgid in groups:
+            try:
+                os.killpg(pgid, signal.SIGKILL)
+            except OSError:
+                pass
+    finally:
+        os._exit(0)

@@ -1,0 +1,327 @@
+"""The master: one thread, one loop, one table of supervised processes.
+
+Modelled on gunicorn's arbiter: signals are turned into loop events, never handled inside the
+signal handler; every child is watched through a pidfd, so its death is an event rather than
+something found on the next tick. The signal table is documented in docs/signals.md:
+
+  SIGTERM          graceful shutdown (uWSGI 2.0 reloads here; we follow systemd and 2.1)
+  SIGINT, SIGQUIT  immediate shutdown; a second stop signal SIGKILLs what is left
+  SIGHUP           graceful reload: the config is read again and applied as a diff
+
+A reload happens in the same process, without re-exec: a bad new config is reported and the
+running one is kept, and a reload inside a jail needs no binary or cwd from outside it.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import signal
+import sys
+import time
+from typing import Callable
+
+from nsuwsgi import __version__
+from nsuwsgi.daemons import Daemon
+from nsuwsgi.errors import EXIT_CONTROL_DAEMON, EXIT_OK, EXIT_RUNTIME, ConfigErrors, UserError
+from nsuwsgi.lifeline import Lifeline
+from nsuwsgi.loop import Loop
+from nsuwsgi.options import Config
+from nsuwsgi.stats import bind_stats, serve_one
+from nsuwsgi.watch import Watcher
+
+# Options that shape the process itself; a reload cannot change them.
+RESTART_ONLY = ("pidfile", "stats", "uid", "gid", "logto", "daemonize", "chdir", "umask")
+
+
+class Log:
+    """Lines to fd 2 (the terminal, the journal, or the logto file after setup)."""
+
+    def __init__(self, fd: int = 2):
+        self.fd = fd
+
+    def __call__(self, message: str) -> None:
+        try:
+            os.write(self.fd, (message + "\n").encode(errors="replace"))
+        except OSError:
+            pass
+
+
+class Master:
+    def __init__(self, config: Config, reload_config: Callable[[], Config], log: Log):
+        self.config = config
+        self.reload_config = reload_config
+        self.log = log
+        self.loop: Loop | None = None
+        self.watcher: Watcher | None = None
+        self.lifeline = Lifeline()
+        self.daemons: list[Daemon] = []
+        self.retiring: list[Daemon] = []     # removed by a reload, still stopping
+        self.stats_socket = None
+        self.stopping = False
+        self.exit_code = EXIT_OK
+        self.started = time.time()
+        self.mercy = float(config["reload-mercy"])
+        self.honour_stdin = bool(config["daemons-honour-stdin"])
+
+    # ---- DaemonHost interface
+
+    @property
+    def running(self) -> bool:
+        return not self.stopping
+
+    def now(self) -> float:
+        return self.loop.clock()
+
+    def environment(self) -> dict[str, str]:
+        return dict(os.environ)
+
+    def control_daemon_died(self, daemon: Daemon) -> None:
+        self.log(f"[nsuwsgi] control daemon \"{daemon.name}\" ended: shutting down the instance")
+        self.exit_code = EXIT_CONTROL_DAEMON
+        self.shutdown(graceful=True)
+
+    def lifeline_add(self, pgid: int) -> None:
+        self.lifeline.add(pgid)
+
+    def lifeline_remove(self, pgid: int) -> None:
+        self.lifeline.remove(pgid)
+
+    def reap_later(self, child) -> None:
+        def reap():
+            try:
+                os.waitid(os.P_PIDFD, child.pidfd, os.WEXITED | os.WNOHANG)
+            except ChildProcessError:
+                pass
+            self.loop.remove_reader(child.pidfd)
+            os.close(child.pidfd)
+        self.loop.add_reader(child.pidfd, reap)
+
+    # ---- setup
+
+    def setup(self) -> None:
+        """Process-wide setup, in uWSGI's order: detach, log, env, pidfile, sockets, drop, chdir."""
+        cfg = self.config
+        if cfg["daemonize"]:
+            daemonize(cfg["daemonize"])
+        elif cfg["logto"]:
+            redirect_output(cfg["logto"])
+        for name, value in cfg["env"]:
+            os.environ[name] = value
+        if cfg["umask"] is not None:
+            os.umask(cfg["umask"])
+        if cfg["pidfile"]:
+            write_pidfile(cfg["pidfile"])
+        if cfg["stats"]:
+            self.stats_socket = bind_stats(cfg["stats"])
+        drop_privileges(cfg["uid"], cfg["gid"], not cfg["no-initgroups"], self.log)
+        if cfg["chdir"]:
+            os.chdir(cfg["chdir"])
+
+    # ---- running
+
+    def run(self) -> int:
+        self.loop = Loop()
+        self.watcher = Watcher()
+        self.loop.add_reader(self.watcher.fileno(), self.watcher.dispatch)
+        signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+        self.loop.on_signal(signal.SIGTERM, lambda s: self.shutdown(graceful=True))
+        self.loop.on_signal(signal.SIGINT, lambda s: self.shutdown(graceful=False))
+        self.loop.on_signal(signal.SIGQUIT, lambda s: self.shutdown(graceful=False))
+        self.loop.on_signal(signal.SIGHUP, lambda s: self.reload())
+        if self.stats_socket is not None:
+            self.loop.add_reader(self.stats_socket, lambda: serve_one(self.stats_socket,
+                                                                       self.snapshot))
+        self.log(f"[nsuwsgi] master running (pid: {os.getpid()}, nsuwsgi {__version__})")
+        self.daemons = [Daemon(decl, self) for decl in self.config.daemons]
+        for daemon in self.daemons:
+            daemon.start()
+        try:
+            self.loop.run(until=self.finished)
+        finally:
+            self.cleanup()
+        self.log(f"[nsuwsgi] goodbye (exit code {self.exit_code})")
+        return self.exit_code
+
+    def finished(self) -> bool:
+        if not self.stopping:
+            return False
+        return all(d.stopped for d in self.daemons + self.retiring)
+
+    def shutdown(self, graceful: bool) -> None:
+        if self.stopping:
+            if not graceful:
+                self.log("[nsuwsgi] second stop signal: killing every daemon now")
+                for daemon in self.daemons + self.retiring:
+                    if daemon.is_dumb and not daemon.stopped:
+                        daemon.send_signal(signal.SIGKILL)
+            return
+        self.stopping = True
+        how = "graceful" if graceful else "immediate"
+        self.log(f"[nsuwsgi] {how} shutdown: stopping {len(self.daemons)} daemon(s)")
+        for daemon in self.daemons:
+            if daemon.is_dumb:
+                daemon.stop()
+            else:
+                daemon.release()
+
+    def reload(self) -> None:
+        if self.stopping:
+            return
+        self.log("[nsuwsgi] graceful reload: reading the configuration again")
+        try:
+            new = self.reload_config()
+        except ConfigErrors as errors:
+            for err in errors.errors:
+                self.log(f"[nsuwsgi] reload refused: {err}")
+            self.log("[nsuwsgi] keeping the running configuration")
+            return
+        except UserError as err:
+            self.log(f"[nsuwsgi] reload refused: {err}; keeping the running configuration")
+            return
+        for name in RESTART_ONLY:
+            if new[name] != self.config[name]:
+                self.log(f"[nsuwsgi] '{name}' changed; it takes effect when nsuwsgi restarts")
+        for name, value in new["env"]:
+            os.environ[name] = value
+        self.mercy = float(new["reload-mercy"])
+        self.honour_stdin = bool(new["daemons-honour-stdin"])
+        self.apply_daemons(new.daemons)
+        self.config = new
+
+    def apply_daemons(self, decls) -> None:
+        """Keep daemons whose declaration is unchanged; stop removed ones; start new ones."""
+        unmatched = list(self.daemons)
+        kept: list[Daemon] = []
+        for decl in decls:
+            match = next((d for d in unmatched if d.decl == decl), None)
+            if match is not None:
+                unmatched.remove(match)
+                match.decl = decl                       # the new origin, for messages
+                match.reload()
+                kept.append(match)
+            else:
+                daemon = Daemon(decl, self)
+                kept.append(daemon)
+                daemon.start()
+        for daemon in unmatched:
+            self.log(f"[nsuwsgi] daemon \"{daemon.name}\" is no longer configured")
+            if daemon.is_dumb:
+                daemon.stop()
+                self.retiring.append(daemon)
+            else:
+                daemon.release()
+        self.daemons = kept
+        self._forget_retired()
+
+    def _forget_retired(self) -> None:
+        for daemon in [d for d in self.retiring if d.stopped]:
+            daemon.forget()
+            self.retiring.remove(daemon)
+
+    def cleanup(self) -> None:
+        for daemon in self.daemons + self.retiring:
+            daemon.forget()
+        self.lifeline.close()
+        if self.stats_socket is not None:
+            self.stats_socket.close()
+            stats = self.config["stats"]
+            if self.config["vacuum"] and stats and "/" in stats:
+                _unlink(stats)
+        if self.config["vacuum"] and self.config["pidfile"]:
+            _unlink(self.config["pidfile"])
+        self.watcher.close()
+        self.loop.close()
+
+    # ---- stats
+
+    def snapshot(self) -> dict:
+        self._forget_retired()
+        return {
+            "version": __version__,
+            "pid": os.getpid(),
+            "uid": os.getuid(),
+            "gid": os.getgid(),
+            "cwd": os.getcwd(),
+            "state": "stopping" if self.stopping else "running",
+            "started": int(self.started),
+            "workers": [],
+            "daemons": [d.stats() for d in self.daemons],
+        }
+
+
+# --------------------------------------------------------------------------- process setup
+
+def daemonize(logfile: str) -> None:
+    """uWSGI's `daemonize`: detach from the terminal and log to a file."""
+    if os.fork() != 0:
+        os._exit(0)
+    os.setsid()
+    redirect_output(logfile)
+    null = os.open("/dev/null", os.O_RDONLY)
+    os.dup2(null, 0)
+    os.close(null)
+
+
+def redirect_output(logfile: str) -> None:
+    fd = os.open(logfile, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o640)
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
+    os.close(fd)
+    sys.stdout = os.fdopen(1, "w", buffering=1, closefd=False)
+    sys.stderr = os.fdopen(2, "w", buffering=1, closefd=False)
+
+
+def write_pidfile(path: str) -> None:
+    tmp = f"{path}.{os.getpid()}.tmp"
+    with open(tmp, "w") as f:
+        f.write(f"{os.getpid()}\n")
+    os.replace(tmp, path)
+
+
+def drop_privileges(uid: int | None, gid: int | None, initgroups: bool, log) -> None:
+    if uid is None and gid is None:
+        return
+    if gid is None and uid is not None:
+        try:
+            gid = pwd.getpwuid(uid).pw_gid
+        except KeyError:
+            gid = None
+    if gid is not None and gid != os.getgid():
+        name = _user_name(uid)
+        if initgroups and name:
+            os.initgroups(name, gid)
+        else:
+            os.setgroups([gid])
+        os.setgid(gid)
+        log(f"[nsuwsgi] setgid() to {gid}")
+    if uid is not None and uid != os.getuid():
+        os.setuid(uid)
+        log(f"[nsuwsgi] setuid() to {uid}")
+
+
+def _user_name(uid: int | None) -> str | None:
+    if uid is None:
+        return None
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return None
+
+
+def _unlink(path: str) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
+
+
+def run_master(config: Config, reload_config: Callable[[], Config]) -> int:
+    log = Log()
+    master = Master(config, reload_config, log)
+    try:
+        master.setup()
+    except OSError as err:
+        log(f"nsuwsgi: error: setup failed: {err}")
+        return EXIT_RUNTIME
+    return master.run()

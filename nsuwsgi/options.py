@@ -1,0 +1,588 @@
+"""THE option table: one record per option, and the one step that turns raw entries into a Config.
+
+uWSGI keeps its options in a C struct soup where each subsystem re-parses strings later. Here
+every value is typed once, when it is read, by the parser named in its record; cross-option
+rules run in one `validate` step that reports every problem at once; the resulting Config is
+immutable. `--help`, `--show-config` and docs/options.md are all generated from this table.
+
+An option has one of three statuses:
+  supported    nsuwsgi implements it;
+  ignored      a uWSGI option nsuwsgi does not implement and that is safe to skip: it is named
+               in one warning so existing uWSGI files still load;
+  refused      a uWSGI option whose silent absence would be unsafe or misleading (isolation,
+               the Emperor, legions); using it is an error until nsuwsgi implements it.
+Anything else is unknown, and an error with a did-you-mean.
+"""
+
+from __future__ import annotations
+
+import grp
+import os
+import pwd
+import signal
+from dataclasses import dataclass, field, replace
+from typing import Any, Callable
+
+from nsuwsgi import spec
+from nsuwsgi.errors import (ConfigErrors, Origin, UserError, ValueProblem,
+                            did_you_mean)
+from nsuwsgi.uwsgi_names import UWSGI_OPTION_NAMES
+
+SUPPORTED = "supported"
+IGNORED = "ignored"
+REFUSED = "refused"
+
+
+# --------------------------------------------------------------------------- value parsers
+
+TRUE_WORDS = {"", "1", "true", "yes", "on", "y"}
+FALSE_WORDS = {"0", "false", "no", "off", "n"}
+
+
+def parse_bool(text: str) -> bool:
+    word = text.strip().lower()
+    if word in TRUE_WORDS:
+        return True
+    if word in FALSE_WORDS:
+        return False
+    raise ValueProblem(f"'{text}' is not a boolean", "use true or false")
+
+
+def parse_int(text: str) -> int:
+    try:
+        value = int(text.strip(), 10)
+    except ValueError:
+        raise ValueProblem(f"'{text}' is not a whole number", "write digits only, e.g. 3") from None
+    if value < 0:
+        raise ValueProblem(f"{value} is negative", "use 0 or a positive number")
+    return value
+
+
+def parse_str(text: str) -> str:
+    if text == "":
+        raise ValueProblem("needs a value", "write option = value")
+    return text
+
+
+def parse_signal(text: str) -> int:
+    """A signal by number (uWSGI's form, `3`) or by name (`SIGQUIT`, `quit`)."""
+    word = text.strip()
+    if word.isdigit():
+        number = int(word)
+        if 1 <= number < signal.NSIG:
+            return number
+        raise ValueProblem(f"{number} is not a signal number", "use 1-64 or a name like SIGTERM")
+    name = word.upper()
+    if not name.startswith("SIG"):
+        name = "SIG" + name
+    try:
+        return int(signal.Signals[name])
+    except KeyError:
+        names = [s.name for s in signal.Signals]
+        raise ValueProblem(f"'{text}' is not a signal",
+                           did_you_mean(name, names) or "use a number or a name like SIGTERM") from None
+
+
+def parse_user(text: str) -> int:
+    """A user name or a uid; names are resolved now, so a typo is reported at load time."""
+    word = parse_str(text).strip()
+    if word.isdigit():
+        return int(word)
+    try:
+        return pwd.getpwnam(word).pw_uid
+    except KeyError:
+        raise ValueProblem(f"user '{word}' does not exist",
+                           "create the user or give a numeric uid") from None
+
+
+def parse_group(text: str) -> int:
+    word = parse_str(text).strip()
+    if word.isdigit():
+        return int(word)
+    try:
+        return grp.getgrnam(word).gr_gid
+    except KeyError:
+        raise ValueProblem(f"group '{word}' does not exist",
+                           "create the group or give a numeric gid") from None
+
+
+def parse_env(text: str) -> tuple[str, str]:
+    if "=" not in text:
+        raise ValueProblem(f"'{text}' is not NAME=value", "write env = NAME=value")
+    name, value = text.split("=", 1)
+    if not name:
+        raise ValueProblem("the variable name is empty", "write env = NAME=value")
+    return name, value
+
+
+def parse_plugins(text: str) -> tuple[str, ...]:
+    """`plugins = python3,0:cgi`: python is built in; the modifier prefix `N:` is dropped."""
+    names = []
+    for item in text.replace(" ", ",").split(","):
+        item = item.strip()
+        if not item:
+            continue
+        if ":" in item:
+            item = item.split(":", 1)[1]
+        names.append(item)
+    return tuple(names)
+
+
+# ---- the attach-daemon family
+
+def split_pidfile_command(text: str, option: str) -> tuple[str, int | None, str]:
+    """`<pidfile>[,<freq>] <command>`, as smart-attach-daemon takes it."""
+    text = text.strip()
+    if " " not in text:
+        raise ValueProblem(f"'{text}' has no command after the pidfile",
+                           f"write {option} = /path/to/daemon.pid command args")
+    head, command = text.split(" ", 1)
+    freq = None
+    if "," in head:
+        head, freq_text = head.split(",", 1)
+        freq = parse_int(freq_text)
+    command = command.strip()
+    if not command:
+        raise ValueProblem("the command is empty", f"write {option} = /path/to/daemon.pid command")
+    return head, freq, command
+
+
+def parse_attach_daemon(text: str) -> spec.DaemonDecl:
+    return spec.DaemonDecl(command=parse_str(text.strip()), mode=spec.DUMB, option="attach-daemon")
+
+
+def parse_attach_control_daemon(text: str) -> spec.DaemonDecl:
+    return spec.DaemonDecl(command=parse_str(text.strip()), mode=spec.DUMB, control=True,
+                           option="attach-control-daemon")
+
+
+def parse_smart_attach_daemon(text: str) -> spec.DaemonDecl:
+    pidfile, freq, command = split_pidfile_command(text, "smart-attach-daemon")
+    return spec.DaemonDecl(command=command, mode=spec.SMART, pidfile=pidfile,
+                           freq=10 if freq is None else freq, option="smart-attach-daemon")
+
+
+def parse_smart_attach_daemon2(text: str) -> spec.DaemonDecl:
+    pidfile, freq, command = split_pidfile_command(text, "smart-attach-daemon2")
+    return spec.DaemonDecl(command=command, mode=spec.SMART2, pidfile=pidfile,
+                           freq=10 if freq is None else freq, option="smart-attach-daemon2")
+
+
+def split_keyvals(text: str) -> list[tuple[str, str | None]]:
+    """uWSGI's key=value list: `,` separates items, `\\` escapes the next character."""
+    items: list[tuple[str, str | None]] = []
+    key: list[str] = []
+    value: list[str] | None = None
+    chars = iter(text)
+    for ch in chars:
+        if ch == "\\":
+            nxt = next(chars, "")
+            (key if value is None else value).append(nxt)
+        elif ch == "," :
+            items.append(("".join(key).strip(), None if value is None else "".join(value)))
+            key, value = [], None
+        elif ch == "=" and value is None:
+            value = []
+        else:
+            (key if value is None else value).append(ch)
+    items.append(("".join(key).strip(), None if value is None else "".join(value)))
+    return [(k, v) for k, v in items if k or v]
+
+
+DAEMON2_KEYS = {
+    "command": "command", "cmd": "command", "exec": "command",
+    "freq": "freq", "pidfile": "pidfile", "control": "control",
+    "daemonize": "daemonize", "daemon": "daemonize", "touch": "touch",
+    "stopsignal": "stop_signal", "stop_signal": "stop_signal",
+    "reloadsignal": "reload_signal", "reload_signal": "reload_signal",
+    "stdin": "stdin", "uid": "uid", "gid": "gid", "ns_pid": "ns_pid", "chdir": "chdir",
+    "max_throttle": "max_throttle", "notifypid": "notify_pid",
+}
+DAEMON2_BOOLS = {"control", "daemonize", "stdin", "ns_pid", "notify_pid"}
+
+
+def parse_touch_list(text: str) -> tuple[str, ...]:
+    paths = []
+    for item in text.split(";"):
+        item = item.strip().strip('"').strip("'")
+        if item:
+            paths.append(item)
+    return tuple(paths)
+
+
+def parse_attach_daemon2(text: str) -> spec.DaemonDecl:
+    """attach-daemon2: every key uWSGI knows, with real booleans and signal names.
+
+    Unlike uWSGI, an unknown key or an item without `=` is an error, `control=0` means off, and
+    uid/gid/signals accept names.
+    """
+    fields: dict[str, Any] = {}
+    for key, value in split_keyvals(text):
+        canonical = DAEMON2_KEYS.get(key)
+        if canonical is None:
+            raise ValueProblem(f"unknown key '{key}'",
+                               did_you_mean(key, DAEMON2_KEYS) or
+                               "known keys: " + ", ".join(sorted(DAEMON2_KEYS)))
+        if value is None:
+            if canonical in DAEMON2_BOOLS:
+                value = "1"
+            else:
+                raise ValueProblem(f"key '{key}' needs a value", f"write {key}=VALUE")
+        try:
+            fields[canonical] = parse_daemon2_value(canonical, value)
+        except ValueProblem as problem:
+            raise ValueProblem(f"key '{key}': {problem.message}", problem.hint) from None
+    if not fields.get("command"):
+        raise ValueProblem("no command given", "add cmd=/path/to/program")
+    daemonize = fields.pop("daemonize", False)
+    if daemonize and not fields.get("pidfile"):
+        raise ValueProblem("daemonize needs a pidfile", "add pidfile=/run/NAME.pid")
+    mode = spec.SMART2 if daemonize else spec.SMART if fields.get("pidfile") else spec.DUMB
+    return spec.DaemonDecl(mode=mode, option="attach-daemon2", **fields)
+
+
+def parse_daemon2_value(key: str, value: str) -> Any:
+    if key in DAEMON2_BOOLS:
+        return parse_bool(value)
+    if key in ("freq", "max_throttle"):
+        return parse_int(value)
+    if key in ("stop_signal", "reload_signal"):
+        return 0 if value.strip() == "0" else parse_signal(value)
+    if key == "uid":
+        return parse_user(value)
+    if key == "gid":
+        return parse_group(value)
+    if key == "touch":
+        return parse_touch_list(value)
+    return parse_str(value)
+
+
+# --------------------------------------------------------------------------- the table
+
+@dataclass(frozen=True)
+class Option:
+    name: str
+    parse: Callable[[str], Any]
+    help: str
+    default: Any = None
+    repeatable: bool = False
+    aliases: tuple[str, ...] = ()
+    group: str = "instance"
+    status: str = SUPPORTED
+    metavar: str = "VALUE"
+    # Options that make sense only under a master turn it on, as in uWSGI.
+    implies_master: bool = False
+
+    @property
+    def is_flag(self) -> bool:
+        return self.parse is parse_bool
+
+
+def flag(name, help, **kw):
+    return Option(name, parse_bool, help, default=False, metavar="", **kw)
+
+
+def daemon_option(name, parser, help, metavar):
+    return Option(name, parser, help, default=(), repeatable=True, group="daemons",
+                  metavar=metavar, implies_master=True)
+
+
+def refused(name, why, group, aliases=()):
+    return Option(name, parse_str, why, status=REFUSED, group=group, aliases=aliases,
+                  repeatable=True)
+
+
+TABLE: tuple[Option, ...] = (
+    # ---- configuration sources (handled by the loaders; listed so help and docs show them)
+    Option("ini", parse_str, "Load an ini file; FILE:SECTION selects a section (default [uwsgi]).",
+           repeatable=True, group="config", metavar="FILE[:SECTION]"),
+    Option("json", parse_str, "Load a JSON file (object `uwsgi`, or FILE:SECTION).",
+           repeatable=True, group="config", aliases=("js",), metavar="FILE[:SECTION]"),
+    Option("yaml", parse_str, "Load a YAML file (mapping `uwsgi`, or FILE:SECTION).",
+           repeatable=True, group="config", aliases=("yml",), metavar="FILE[:SECTION]"),
+    Option("include", parse_str, "Load another config file here, choosing the loader by suffix.",
+           repeatable=True, group="config", metavar="FILE"),
+    Option("inherit", parse_str, "Like include, applied after the file that names it.",
+           repeatable=True, group="config", metavar="FILE"),
+    Option("set", parse_str, "Set an option or placeholder: set = NAME=VALUE.",
+           repeatable=True, group="config", metavar="NAME=VALUE"),
+    Option("set-placeholder", parse_str, "Define a placeholder for %(NAME): NAME=VALUE.",
+           repeatable=True, group="config", aliases=("set-ph",), metavar="NAME=VALUE"),
+    flag("strict", "Accepted for uWSGI compatibility: nsuwsgi is always strict about unknown "
+         "options.", group="config"),
+    Option("plugins", parse_plugins, "Accepted for compatibility: python, python3 and cgi are "
+           "built in; `0:cgi` style modifiers are understood.", default=(), repeatable=True,
+           group="config", aliases=("plugin",), metavar="LIST"),
+    flag("show-config", "Print the effective configuration and exit.", group="config"),
+
+    # ---- the instance
+    flag("master", "Run the master process (implied by every daemon option)."),
+    Option("pidfile", parse_str, "Write the master's pid here at startup (before dropping "
+           "privileges).", metavar="PATH"),
+    Option("logto", parse_str, "Append the log to this file instead of stderr.", metavar="PATH"),
+    Option("daemonize", parse_str, "Detach from the terminal and log to this file. Discouraged: "
+           "let systemd supervise nsuwsgi instead.", metavar="LOGFILE"),
+    Option("uid", parse_user, "Run the instance as this user (name or number) after setup.",
+           metavar="USER"),
+    Option("gid", parse_group, "Run the instance as this group (name or number) after setup.",
+           metavar="GROUP"),
+    flag("no-initgroups", "With uid, do not load the user's supplementary groups."),
+    Option("chdir", parse_str, "Change to this directory before starting daemons.",
+           metavar="DIR"),
+    Option("env", parse_env, "Set an environment variable for the instance and its children.",
+           default=(), repeatable=True, metavar="NAME=VALUE"),
+    Option("umask", lambda t: int(parse_str(t), 8), "Set the process umask (octal).",
+           metavar="OCTAL"),
+    flag("die-on-term", "Accepted for uWSGI compatibility. In nsuwsgi SIGTERM always means a "
+         "graceful shutdown, which is what die-on-term asks for."),
+    Option("reload-mercy", parse_int, "Seconds a stopping daemon gets after its stop signal "
+           "before SIGKILL.", default=3, metavar="SECONDS"),
+    Option("stats", parse_str, "Serve JSON stats on a TCP address (HOST:PORT) or unix socket "
+           "path.", aliases=("stats-server",), metavar="ADDRESS"),
+    flag("vacuum", "Remove the pidfile and the stats unix socket at exit."),
+
+    # ---- external daemons
+    daemon_option("attach-daemon", parse_attach_daemon,
+                  "Run COMMAND in the foreground; respawn it when it exits; stop it with the "
+                  "master.", "COMMAND"),
+    daemon_option("attach-control-daemon", parse_attach_control_daemon,
+                  "Like attach-daemon, but its death shuts the instance down.", "COMMAND"),
+    daemon_option("smart-attach-daemon", parse_smart_attach_daemon,
+                  "COMMAND daemonizes itself and writes PIDFILE; the daemon survives the master "
+                  "and the next master adopts it.", "PIDFILE[,FREQ] COMMAND"),
+    daemon_option("smart-attach-daemon2", parse_smart_attach_daemon2,
+                  "Like smart-attach-daemon, but nsuwsgi daemonizes COMMAND and writes "
+                  "PIDFILE for it.", "PIDFILE[,FREQ] COMMAND"),
+    daemon_option("attach-daemon2", parse_attach_daemon2,
+                  "A daemon described by keys: cmd, pidfile, freq, control, daemonize, touch, "
+                  "stopsignal, reloadsignal, stdin, uid, gid, ns_pid, chdir, max_throttle, "
+                  "notifypid.", "KEY=VALUE,..."),
+    flag("daemons-honour-stdin", "Daemons keep the master's stdin instead of /dev/null.",
+         group="daemons", implies_master=True),
+
+    # ---- recognised, but not yet implemented, and unsafe to ignore
+    refused("namespace", "Run in new namespaces with ROOTFS as /. (the isolation layer)",
+            "jail", aliases=("ns",)),
+    refused("namespace-keep-mount", "Keep a host mount inside the namespace.", "jail"),
+    refused("namespace-net", "Give the namespace its own network.", "jail",
+            aliases=("ns-net",)),
+    refused("unshare", "unshare() these namespaces.", "jail"),
+    refused("unshare2", "unshare() these namespaces after chroot/pivot_root.", "jail"),
+    refused("pivot_root", "pivot_root into NEW_ROOT PUT_OLD.", "jail", aliases=("pivot-root",)),
+    refused("chroot", "chroot into DIR.", "jail"),
+    refused("cap", "Keep these capabilities after the uid drop.", "jail"),
+    refused("setns", "Join the namespaces offered on a setns socket.", "jail"),
+    refused("emperor", "Govern a directory of vassal configs.", "emperor"),
+    refused("legion", "Join a legion.", "legion"),
+    refused("legion-attach-daemon", "Run a daemon on the legion Lord only.", "legion"),
+    refused("legion-smart-attach-daemon", "Smart daemon on the legion Lord only.", "legion"),
+    refused("legion-smart-attach-daemon2", "Smart2 daemon on the legion Lord only.", "legion"),
+)
+
+# Hook phases and their exec/mount/call families are part of the isolation layer.
+for _phase in ("asap", "pre-jail", "post-jail", "in-jail", "as-root", "as-user", "as-vassal",
+               "as-emperor", "master-start"):
+    for _family in ("hook", "exec", "mount", "umount", "call"):
+        TABLE += (refused(f"{_family}-{_phase}", f"{_family} actions in the {_phase} phase.",
+                          "jail"),)
+
+BY_NAME: dict[str, Option] = {}
+for _opt in TABLE:
+    for _n in (_opt.name, *_opt.aliases):
+        assert _n not in BY_NAME, _n
+        BY_NAME[_n] = _opt
+
+# Immediate options are consumed by the loaders, never by the master.
+LOADER_OPTIONS = {"ini", "json", "yaml", "include", "inherit", "set", "set-placeholder"}
+
+
+def lookup(name: str) -> Option | None:
+    """The record for a name or alias, or None."""
+    return BY_NAME.get(name)
+
+
+def is_known_uwsgi(name: str) -> bool:
+    return name in UWSGI_OPTION_NAMES
+
+
+def suggest(name: str) -> str | None:
+    return did_you_mean(name, BY_NAME)
+
+
+# --------------------------------------------------------------------------- the Config
+
+@dataclass(frozen=True)
+class Setting:
+    value: Any
+    origin: Origin
+    seq: int = 0        # position among all entries, so config order survives grouping
+    raw: str = ""       # the text as written, for --show-config
+
+
+@dataclass(frozen=True)
+class Config:
+    """Typed, validated, immutable. Keys are canonical option names."""
+
+    settings: dict[str, tuple[Setting, ...]]
+    placeholders: dict[str, str] = field(default_factory=dict)
+    ignored: tuple[tuple[str, Origin], ...] = ()
+    files: tuple[str, ...] = ()
+
+    def __getitem__(self, name: str) -> Any:
+        opt = BY_NAME[name]
+        items = self.settings.get(opt.name, ())
+        if opt.repeatable:
+            return tuple(s.value for s in items) if items else (opt.default or ())
+        return items[-1].value if items else opt.default
+
+    def items(self, name: str) -> tuple[Setting, ...]:
+        return self.settings.get(BY_NAME[name].name, ())
+
+    def origin(self, name: str) -> Origin | None:
+        items = self.items(name)
+        return items[-1].origin if items else None
+
+    def is_set(self, name: str) -> bool:
+        return bool(self.items(name))
+
+    @property
+    def daemons(self) -> tuple[spec.DaemonDecl, ...]:
+        """Every daemon, in config order across all attach-daemon* options."""
+        found = [s for opt in TABLE
+                 if opt.group == "daemons" and opt.repeatable and opt.status == SUPPORTED
+                 for s in self.settings.get(opt.name, ())]
+        found.sort(key=lambda s: s.seq)
+        return tuple(s.value for s in found)
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One raw `key = value` from argv, the environment or a file, before typing."""
+
+    key: str
+    value: str
+    origin: Origin
+
+
+def build_config(entries: list[Entry], placeholders: dict[str, str] | None = None,
+                 files: tuple[str, ...] = ()) -> Config:
+    """Type every entry through its option's parser, then validate; report all problems."""
+    errors: list[UserError] = []
+    settings: dict[str, list[Setting]] = {}
+    ignored: list[tuple[str, Origin]] = []
+    for seq, entry in enumerate(entries):
+        opt = lookup(entry.key)
+        if opt is None:
+            if is_known_uwsgi(entry.key):
+                ignored.append((entry.key, entry.origin))
+                continue
+            errors.append(UserError(f"unknown option '{entry.key}'", origin=entry.origin,
+                                    hint=suggest(entry.key) or "see nsuwsgi --help"))
+            continue
+        if opt.status == REFUSED:
+            errors.append(UserError(
+                "is a uWSGI option that this nsuwsgi release does not implement yet, and "
+                "running without it would be unsafe", origin=entry.origin, option=entry.key,
+                hint="remove it, or use a release that implements it"))
+            continue
+        if opt.status == IGNORED:
+            ignored.append((entry.key, entry.origin))
+            continue
+        if opt.name in LOADER_OPTIONS:
+            continue
+        try:
+            value = opt.parse(entry.value)
+        except ValueProblem as problem:
+            errors.append(UserError(problem.message, origin=entry.origin, option=entry.key,
+                                    hint=problem.hint))
+            continue
+        if isinstance(value, spec.DaemonDecl):
+            value = _with_origin(value, entry.origin)
+        settings.setdefault(opt.name, []).append(Setting(value, entry.origin, seq, entry.value))
+    config = Config({k: tuple(v) for k, v in settings.items()}, dict(placeholders or {}),
+                    tuple(ignored), files)
+    errors.extend(validate(config))
+    if errors:
+        raise ConfigErrors(errors)
+    return config
+
+
+def _with_origin(decl: spec.DaemonDecl, origin: Origin) -> spec.DaemonDecl:
+    return replace(decl, origin=origin)
+
+
+def validate(config: Config) -> list[UserError]:
+    """Cross-option rules, all checked, all reported."""
+    errors: list[UserError] = []
+
+    def need_dir(path: str, option: str, origin: Origin, what: str):
+        directory = os.path.dirname(os.path.abspath(path))
+        if not os.path.isdir(directory):
+            errors.append(UserError(f"the directory of {what} '{path}' does not exist",
+                                    origin=origin, option=option,
+                                    hint=f"create {directory} first, or choose another path"))
+
+    for name in ("pidfile", "logto", "daemonize"):
+        for s in config.items(name):
+            need_dir(s.value, name, s.origin, "the file")
+    stats = config["stats"]
+    if stats and "/" in stats:
+        need_dir(stats, "stats", config.origin("stats"), "the socket")
+    for decl in config.daemons:
+        if decl.pidfile is not None:
+            if decl.pidfile.endswith("/") or os.path.isdir(decl.pidfile):
+                errors.append(UserError(f"pidfile '{decl.pidfile}' is a directory",
+                                        origin=decl.origin, option=decl.option,
+                                        hint="name a file, e.g. /tmp/memcached.pid"))
+            else:
+                need_dir(decl.pidfile, decl.option, decl.origin, "pidfile")
+        if decl.chdir is not None and not os.path.isdir(decl.chdir):
+            errors.append(UserError(f"chdir directory '{decl.chdir}' does not exist",
+                                    origin=decl.origin, option=decl.option,
+                                    hint="create it or fix the path"))
+        if decl.ns_pid:
+            errors.append(UserError("ns_pid needs the isolation layer, which this release "
+                                    "does not have yet", origin=decl.origin, option=decl.option,
+                                    hint="remove ns_pid"))
+    chdir = config["chdir"]
+    if chdir is not None and not os.path.isdir(chdir):
+        errors.append(UserError(f"directory '{chdir}' does not exist", origin=config.origin("chdir"),
+                                option="chdir", hint="create it or fix the path"))
+    wants_ids = config.is_set("uid") or config.is_set("gid") or any(
+        d.uid is not None or d.gid is not None for d in config.daemons)
+    if wants_ids and os.geteuid() != 0:
+        for name in ("uid", "gid"):
+            value = config[name]
+            if value is not None and value != (os.geteuid() if name == "uid" else os.getegid()):
+                errors.append(UserError(f"changing {name} to {value} needs root",
+                                        origin=config.origin(name), option=name,
+                                        hint="run nsuwsgi as root, or remove the option"))
+        for d in config.daemons:
+            if (d.uid is not None and d.uid != os.geteuid()) or \
+               (d.gid is not None and d.gid != os.getegid()):
+                errors.append(UserError("uid/gid for a daemon needs a master running as root",
+                                        origin=d.origin, option=d.option,
+                                        hint="run nsuwsgi as root, or remove uid=/gid="))
+    return errors
+
+
+def help_text() -> str:
+    """`nsuwsgi --help`, generated from the table."""
+    lines = ["usage: nsuwsgi [--option value ...] [config.ini|.json|.yaml ...]",
+             "       nsuwsgi --ini app.ini[:section]", "",
+             "Options (uWSGI names; every option also works in ini/json/yaml files):"]
+    groups: dict[str, list[Option]] = {}
+    for opt in TABLE:
+        if opt.status == SUPPORTED:
+            groups.setdefault(opt.group, []).append(opt)
+    for group, opts in groups.items():
+        lines.append("")
+        lines.append(f"{group}:")
+        for opt in opts:
+            names = ", ".join("--" + n for n in (opt.name, *opt.aliases))
+            arg = f" {opt.metavar}" if opt.metavar else ""
+            lines.append(f"  {names}{arg}")
+            lines.append(f"      {opt.help}")
+    lines += ["", "Signals: SIGTERM graceful shutdown, SIGINT/SIGQUIT immediate shutdown, "
+              "SIGHUP graceful reload.", "Exit codes: see docs/troubleshooting.md."]
+    return "\n".join(lines)

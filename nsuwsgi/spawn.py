@@ -1,0 +1,199 @@
+"""The one spawn primitive: every process nsuwsgi starts goes through `spawn`.
+
+It follows CPython's subprocess child discipline. Everything is decided before fork and handed
+to the child as flat data (a ProcessSpec). Between fork and exec the child calls only `os`
+functions and `os._exit`: no logging, no imports, no locks, no Python-level signal handlers
+(all signals are blocked across the fork and reset to their defaults in the child). A failure
+in the child is written to a close-on-exec pipe as `stage:errno:detail`; the parent reads that
+pipe until EOF, so `spawn` either returns a running child or raises SpawnError naming the step
+that failed. This also makes a missing command a normal, reportable event instead of a child
+that silently exits 127.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import shutil
+import signal
+from dataclasses import dataclass
+
+from nsuwsgi import linux
+from nsuwsgi.spec import ProcessSpec
+
+ALL_SIGNALS = set(range(1, signal.NSIG)) - {signal.SIGKILL, signal.SIGSTOP, 32, 33}
+
+
+class SpawnError(Exception):
+    """The child could not be started; `stage` says which step failed."""
+
+    def __init__(self, stage: str, err: int, detail: str):
+        self.stage = stage
+        self.errno = err
+        self.detail = detail
+        name = errno.errorcode.get(err, str(err))
+        super().__init__(f"{stage}:{name}:{detail}" if detail else f"{stage}:{name}")
+
+    def describe(self) -> str:
+        """A sentence for the log: what failed, why, and on what."""
+        reason = os.strerror(self.errno) if self.errno else "failed"
+        where = f" {self.detail}" if self.detail else ""
+        return f"{self.stage} failed: {reason}{where} ({errno.errorcode.get(self.errno, '?')})"
+
+
+@dataclass
+class Child:
+    pid: int
+    pidfd: int
+    started: float      # time.monotonic() at spawn
+
+
+def resolve_executable(name: str, env: dict[str, str] | tuple[str, ...]) -> str:
+    """An absolute path for argv[0], resolved in the parent with the child's PATH.
+
+    Returns the name unchanged when it cannot be found, so the child's exec reports ENOENT
+    through the error pipe like any other failure.
+    """
+    if "/" in name:
+        return name
+    if isinstance(env, tuple):
+        env = dict(item.split("=", 1) for item in env if "=" in item)
+    path = env.get("PATH", os.defpath)
+    return shutil.which(name, path=path) or name
+
+
+def spawn(spec: ProcessSpec, now: float) -> Child:
+    """Fork and exec `spec`. Returns the running child, or raises SpawnError."""
+    argv = [os.fsencode(a) for a in spec.argv]
+    executable = os.fsencode(spec.executable)
+    env = dict(os.fsencode(e).split(b"=", 1) for e in spec.env)
+    read_end, write_end = os.pipe2(os.O_CLOEXEC)
+    parent = os.getpid()
+    old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, ALL_SIGNALS)
+    try:
+        pid = os.fork()
+        if pid == 0:
+            _child(spec, argv, executable, env, write_end, parent)  # never returns
+    finally:
+        if pid != 0:
+            signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
+        os.close(write_end)
+    try:
+        report = _read_all(read_end)
+    finally:
+        os.close(read_end)
+    if report:
+        _reap(pid)
+        stage, err, detail = report.decode(errors="replace").split(":", 2)
+        raise SpawnError(stage, int(err), detail)
+    pidfd = linux.pidfd_open(pid)
+    return Child(pid=pid, pidfd=pidfd, started=now)
+
+
+def _read_all(fd: int) -> bytes:
+    chunks = []
+    while True:
+        chunk = os.read(fd, 4096)
+        if not chunk:
+            return b"".join(chunks)
+        chunks.append(chunk)
+
+
+def _reap(pid: int) -> None:
+    try:
+        os.waitpid(pid, 0)
+    except ChildProcessError:
+        pass
+
+
+def _child(spec, argv, executable, env, errpipe, parent) -> None:
+    """Runs in the forked child. Only os calls; any failure ends in os._exit."""
+    stage = "start"
+    detail = ""
+    try:
+        stage = "signals"
+        for sig in ALL_SIGNALS:
+            try:
+                signal.signal(sig, signal.SIG_DFL)
+            except (OSError, ValueError):
+                pass
+        if spec.pdeathsig:
+            stage = "pdeathsig"
+            linux.set_pdeathsig(spec.pdeathsig)
+            if os.getppid() != parent:      # the master died before prctl took effect
+                os._exit(127)
+        if spec.new_session:
+            stage = "setsid"
+            os.setsid()
+        stage = "stdio"
+        _setup_stdio(spec)
+        stage = "close_fds"
+        _close_fds(spec.pass_fds, errpipe)
+        if spec.umask is not None:
+            os.umask(spec.umask)
+        if spec.cwd:
+            stage, detail = "chdir", spec.cwd
+            os.chdir(spec.cwd)
+            detail = ""
+        if spec.groups is not None:
+            stage = "setgroups"
+            os.setgroups(list(spec.groups))
+        if spec.gid is not None:
+            stage, detail = "setgid", str(spec.gid)
+            os.setgid(spec.gid)
+        if spec.uid is not None:
+            stage, detail = "setuid", str(spec.uid)
+            os.setuid(spec.uid)
+        detail = ""
+        if spec.daemonize_pidfile:
+            stage = "daemonize"
+            _daemonize(spec.daemonize_pidfile)
+        stage = "unblock"
+        signal.pthread_sigmask(signal.SIG_SETMASK, set())
+        stage, detail = "exec", spec.executable
+        os.execve(executable, argv, env)
+    except OSError as exc:
+        _report(errpipe, stage, exc.errno or 0, detail)
+    except BaseException as exc:
+        _report(errpipe, stage, 0, f"{detail} {type(exc).__name__}".strip())
+    os._exit(127)
+
+
+def _report(errpipe: int, stage: str, err: int, detail: str) -> None:
+    try:
+        os.write(errpipe, f"{stage}:{err}:{detail}".encode(errors="replace"))
+    except OSError:
+        pass
+
+
+def _setup_stdio(spec: ProcessSpec) -> None:
+    if spec.stdin_devnull:
+        fd = os.open("/dev/null", os.O_RDONLY)
+        if fd != 0:
+            os.dup2(fd, 0)
+            os.close(fd)
+    for target, source in ((1, spec.stdout_fd), (2, spec.stderr_fd)):
+        if source is not None and source != target:
+            os.dup2(source, target)
+
+
+def _close_fds(keep: tuple[int, ...], errpipe: int) -> None:
+    """Close every fd above 2 except the listed ones and the error pipe (close-on-exec)."""
+    keep_all = sorted({*keep, errpipe})
+    low = 3
+    for fd in keep_all:
+        if fd >= low:
+            os.closerange(low, fd)
+            low = fd + 1
+    os.closerange(low, 1 << 20)
+    for fd in keep:
+        os.set_inheritable(fd, True)
+
+
+def _daemonize(pidfile: str) -> None:
+    """smart-attach-daemon2: detach, and let the grandchild record its own pid."""
+    if os.fork() != 0:
+        os._exit(0)
+    fd = os.open(pidfile, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+    os.write(fd, f"{os.getpid()}\n".encode())
+    os.close(fd)

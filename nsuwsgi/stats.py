@@ -1,0 +1,69 @@
+"""The stats server: one JSON document per connection, as uWSGI's `stats` option serves it.
+
+A client connects, reads until EOF, and gets the master's pid and every supervised process.
+The document stays small, so a single non-blocking send from the master loop is enough and a
+slow client can never stall the loop; the connection is closed right after.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+from typing import Callable
+
+
+def bind_stats(address: str) -> socket.socket:
+    """A listening socket for `HOST:PORT`, `:PORT` or a unix socket path."""
+    if "/" in address or ":" not in address:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            os.unlink(address)
+        except FileNotFoundError:
+            pass
+        sock.bind(address)
+    else:
+        host, port = address.rsplit(":", 1)
+        host = host.strip("[]") or "127.0.0.1"
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, int(port)))
+    sock.listen(16)
+    sock.setblocking(False)
+    return sock
+
+
+def serve_one(listener: socket.socket, snapshot: Callable[[], dict]) -> None:
+    try:
+        conn, _ = listener.accept()
+    except (BlockingIOError, InterruptedError, ConnectionAbortedError):
+        return
+    with conn:
+        conn.setblocking(False)
+        data = json.dumps(snapshot(), indent=1).encode()
+        try:
+            conn.send(data)
+        except OSError:
+            pass
+
+
+def read_stats(address: str, timeout: float = 5.0) -> dict:
+    """Client side, used by tests and tools: connect, read to EOF, decode."""
+    if "/" in address or ":" not in address:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        target: object = address
+    else:
+        host, port = address.rsplit(":", 1)
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        target = (host or "127.0.0.1", int(port))
+    with sock:
+        sock.settimeout(timeout)
+        sock.connect(target)
+        chunks = []
+        while True:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            chunks.append(chunk)
+    return json.loads(b"".join(chunks))
