@@ -371,9 +371,9 @@ class Daemon:
             return
         self.host.loop.remove_reader(child.pidfd)
         os.close(child.pidfd)
-        if self.is_dumb:
-            kill_group(child.pid)               # no straggler outlives its daemon
-        self.host.lifeline_remove(child.pid)
+        if self.is_dumb:                        # no straggler outlives its daemon
+            already_signalled = self.state is State.STOPPING
+            self.host.linger(child.pid, None if already_signalled else self.decl.stop_signal)
         self.child = None
         text = describe_status(status)
         if self.pid == child.pid:               # the daemon itself ended
@@ -487,13 +487,6 @@ class Daemon:
         }
 
 
-def kill_group(pgid: int) -> None:
-    try:
-        os.killpg(pgid, signal.SIGKILL)
-    except OSError:
-        pass
-
-
 def describe_status(status: int) -> str:
     if os.WIFSIGNALED(status):
         sig = os.WTERMSIG(status)
@@ -532,4 +525,5 @@ class DaemonHost:
     def control_daemon_died(self, daemon: Daemon) -> None: ...
     def lifeline_add(self, pgid: int) -> None: ...
     def lifeline_remove(self, pgid: int) -> None: ...
+    def linger(self, pgid: int, sig: int | None) -> None: ...
     def reap_later(self, child) -> None: ...

@@ -21,7 +21,7 @@ import sys
 import time
 from typing import Callable
 
-from nsuwsgi import __version__
+from nsuwsgi import __version__, linux
 from nsuwsgi.daemons import Daemon
 from nsuwsgi.errors import EXIT_CONTROL_DAEMON, EXIT_OK, EXIT_RUNTIME, ConfigErrors, UserError
 from nsuwsgi.lifeline import Lifeline
@@ -57,6 +57,7 @@ class Master:
         self.lifeline = Lifeline()
         self.daemons: list[Daemon] = []
         self.retiring: list[Daemon] = []     # removed by a reload, still stopping
+        self.lingering: set[int] = set()     # process groups whose leader already ended
         self.stats_socket = None
         self.stopping = False
         self.exit_code = EXIT_OK
@@ -86,6 +87,30 @@ class Master:
 
     def lifeline_remove(self, pgid: int) -> None:
         self.lifeline.remove(pgid)
+
+    def linger(self, pgid: int, sig: int | None) -> None:
+        """A dumb daemon's leader ended; the rest of its process group gets the mercy period.
+
+        Members are not our children, so there is no event for them: poll the group every
+        20 ms, only while something lingers, and SIGKILL it when the mercy period is over.
+        """
+        if sig is not None:
+            _killpg(pgid, sig)
+        deadline = self.now() + self.mercy
+
+        def check():
+            if not linux.group_alive(pgid):
+                self.lingering.discard(pgid)
+                self.lifeline.remove(pgid)
+            elif self.now() >= deadline:
+                self.log(f"[nsuwsgi-daemons] process group {pgid} outlived its daemon: killing it")
+                _killpg(pgid, signal.SIGKILL)
+                self.lingering.discard(pgid)
+                self.lifeline.remove(pgid)
+            else:
+                self.loop.call_later(0.02, check)
+        self.lingering.add(pgid)
+        check()
 
     def reap_later(self, child) -> None:
         def reap():
@@ -146,7 +171,7 @@ class Master:
     def finished(self) -> bool:
         if not self.stopping:
             return False
-        return all(d.stopped for d in self.daemons + self.retiring)
+        return not self.lingering and all(d.stopped for d in self.daemons + self.retiring)
 
     def shutdown(self, graceful: bool) -> None:
         if self.stopping:
@@ -307,6 +332,13 @@ def _user_name(uid: int | None) -> str | None:
         return pwd.getpwuid(uid).pw_name
     except KeyError:
         return None
+
+
+def _killpg(pgid: int, sig: int) -> None:
+    try:
+        os.killpg(pgid, sig)
+    except OSError:
+        pass
 
 
 def _unlink(path: str) -> None:

@@ -67,3 +67,22 @@ def read_stats(address: str, timeout: float = 5.0) -> dict:
                 break
             chunks.append(chunk)
     return json.loads(b"".join(chunks))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m nsuwsgi.stats ADDRESS`: print an instance's stats (like uwsgitop's source)."""
+    import sys
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1:
+        print("usage: python -m nsuwsgi.stats HOST:PORT|/path/to/stats.sock", file=sys.stderr)
+        return 2
+    try:
+        print(json.dumps(read_stats(args[0]), indent=2))
+    except (OSError, ValueError) as err:
+        print(f"nsuwsgi.stats: cannot read stats from {args[0]}: {err}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

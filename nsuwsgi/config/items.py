@@ -15,6 +15,7 @@ from nsuwsgi.errors import Origin
 OPTION = "option"            # a key = value that may be an option (or, from a file, a placeholder)
 PLACEHOLDER = "placeholder"  # defined by set-placeholder, or by set with a non-option name
 LOADER = "loader"            # ini/json/yaml/include/inherit/set: consumed, never expanded
+FILE_ARGUMENT = "file"       # a config file named on the command line without an option
 
 
 @dataclass(frozen=True)

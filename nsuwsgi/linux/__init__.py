@@ -116,3 +116,22 @@ def proc_children(pid: int) -> list[int]:
         except FileNotFoundError:
             continue
     return found
+
+
+def group_alive(pgid: int) -> bool:
+    """True while a process group has a member that is not a zombie.
+
+    kill(-pgid, 0) also succeeds for zombies, which a slow PID 1 may leave for seconds.
+    """
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat", "rb") as f:
+                data = f.read()
+        except OSError:
+            continue
+        rest = data[data.rfind(b")") + 2:].split()
+        if int(rest[2]) == pgid and rest[0] not in (b"Z", b"X"):
+            return True
+    return False

@@ -1,0 +1,3 @@
+"""Fixtures for tests/ and vm-tests/; the machinery itself lives in support.py."""
+
+from support import hygiene, nsuwsgi, subreaper  # noqa: F401 - pytest fixtures
