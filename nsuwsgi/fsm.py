@@ -149,6 +149,8 @@ class Machine:
             self.restart_pending = True
         if event is Event.STOP:
             self.restart_pending = False
+        if self.state is State.STOPPED and event in (Event.START, Event.RESTART):
+            self.failures = 0                   # an operator's new start is a fresh attempt
         if target == RETRY:
             target = self._after_failure(now, actions)
         elif target == AFTER_STOP:

@@ -106,6 +106,16 @@ def parse_group(text: str) -> int:
                            "create the group or give a numeric gid") from None
 
 
+def parse_umask(text: str) -> int:
+    try:
+        value = int(parse_str(text).strip(), 8)
+    except ValueError:
+        raise ValueProblem(f"'{text}' is not an octal umask", "write e.g. umask = 022") from None
+    if not 0 <= value <= 0o777:
+        raise ValueProblem(f"'{text}' is out of range", "use 000 to 777")
+    return value
+
+
 def parse_env(text: str) -> tuple[str, str]:
     if "=" not in text:
         raise ValueProblem(f"'{text}' is not NAME=value", "write env = NAME=value")
@@ -138,6 +148,9 @@ def split_pidfile_command(text: str, option: str) -> tuple[str, int | None, str]
                            f"write {option} = /path/to/daemon.pid command args")
     head, command = text.split(" ", 1)
     freq = None
+    if head.startswith(","):
+        raise ValueProblem(f"'{text}' has no pidfile before the frequency",
+                           f"write {option} = /path/to/daemon.pid,5 command args")
     if "," in head:
         head, freq_text = head.split(",", 1)
         freq = parse_int(freq_text)
@@ -331,7 +344,7 @@ TABLE: tuple[Option, ...] = (
            metavar="DIR"),
     Option("env", parse_env, "Set an environment variable for the instance and its children.",
            default=(), repeatable=True, metavar="NAME=VALUE"),
-    Option("umask", lambda t: int(parse_str(t), 8), "Set the process umask (octal).",
+    Option("umask", parse_umask, "Set the process umask (octal).",
            metavar="OCTAL"),
     flag("die-on-term", "Accepted for uWSGI compatibility. In nsuwsgi SIGTERM always means a "
          "graceful shutdown, which is what die-on-term asks for."),
@@ -379,12 +392,6 @@ TABLE: tuple[Option, ...] = (
     refused("legion-smart-attach-daemon2", "Smart2 daemon on the legion Lord only.", "legion"),
 )
 
-# Hook phases and their exec/mount/call families are part of the isolation layer.
-for _phase in ("asap", "pre-jail", "post-jail", "in-jail", "as-root", "as-user", "as-vassal",
-               "as-emperor", "master-start"):
-    for _family in ("hook", "exec", "mount", "umount", "call"):
-        TABLE += (refused(f"{_family}-{_phase}", f"{_family} actions in the {_phase} phase.",
-                          "jail"),)
 
 BY_NAME: dict[str, Option] = {}
 for _opt in TABLE:
@@ -403,6 +410,21 @@ def lookup(name: str) -> Option | None:
 
 def is_known_uwsgi(name: str) -> bool:
     return name in UWSGI_OPTION_NAMES
+
+
+# uWSGI options whose silent absence would be unsafe or would change what a file means:
+# isolation and privileges, hooks, the Emperor, legions, config logic and other loaders.
+REFUSED_PREFIXES = ("namespace", "ns-", "unshare", "pivot", "chroot", "jail", "cgroup",
+                    "setns", "refork", "cap", "hook-", "exec-", "mount-", "umount-", "call-",
+                    "emperor", "vassal", "early-emperor", "legion", "if-", "for-",
+                    "immediate-", "add-gid", "drop-after", "master-as-root",
+                    "privileged-binary", "unprivileged-binary")
+REFUSED_NAMES = {"ns", "cap", "for", "endif", "end-if", "endfor", "end-for", "end", "xml",
+                 "sqlite3", "ldap", "config", "jailed", "emperor"}
+
+
+def is_refused_uwsgi(name: str) -> bool:
+    return name in REFUSED_NAMES or name.startswith(REFUSED_PREFIXES)
 
 
 def suggest(name: str) -> str | None:
@@ -473,6 +495,13 @@ def build_config(entries: list[Entry], placeholders: dict[str, str] | None = Non
     for seq, entry in enumerate(entries):
         opt = lookup(entry.key)
         if opt is None:
+            if is_known_uwsgi(entry.key) and is_refused_uwsgi(entry.key):
+                errors.append(UserError(
+                    "is a uWSGI option that this nsuwsgi release does not implement, and "
+                    "ignoring it would be unsafe or change what the file means",
+                    origin=entry.origin, option=entry.key,
+                    hint="remove it, or use a release that implements it"))
+                continue
             if is_known_uwsgi(entry.key):
                 ignored.append((entry.key, entry.origin))
                 continue
@@ -516,6 +545,10 @@ def validate(config: Config) -> list[UserError]:
     errors: list[UserError] = []
 
     def need_dir(path: str, option: str, origin: Origin, what: str):
+        if path.endswith("/") or os.path.isdir(path):
+            errors.append(UserError(f"{what} '{path}' is a directory", origin=origin,
+                                    option=option, hint="name a file inside it"))
+            return
         directory = os.path.dirname(os.path.abspath(path))
         if not os.path.isdir(directory):
             errors.append(UserError(f"the directory of {what} '{path}' does not exist",
@@ -530,12 +563,7 @@ def validate(config: Config) -> list[UserError]:
         need_dir(stats, "stats", config.origin("stats"), "the socket")
     for decl in config.daemons:
         if decl.pidfile is not None:
-            if decl.pidfile.endswith("/") or os.path.isdir(decl.pidfile):
-                errors.append(UserError(f"pidfile '{decl.pidfile}' is a directory",
-                                        origin=decl.origin, option=decl.option,
-                                        hint="name a file, e.g. /tmp/memcached.pid"))
-            else:
-                need_dir(decl.pidfile, decl.option, decl.origin, "pidfile")
+            need_dir(decl.pidfile, decl.option, decl.origin, "pidfile")
         if decl.chdir is not None and not os.path.isdir(decl.chdir):
             errors.append(UserError(f"chdir directory '{decl.chdir}' does not exist",
                                     origin=decl.origin, option=decl.option,

@@ -72,12 +72,15 @@ def spawn(spec: ProcessSpec, now: float) -> Child:
     old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, ALL_SIGNALS)
     try:
         pid = os.fork()
-        if pid == 0:
-            _child(spec, argv, executable, env, write_end, parent)  # never returns
-    finally:
-        if pid != 0:
-            signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
+    except OSError as exc:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
+        os.close(read_end)
         os.close(write_end)
+        raise SpawnError("fork", exc.errno or 0, "") from None
+    if pid == 0:
+        _child(spec, argv, executable, env, write_end, parent)  # never returns
+    signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
+    os.close(write_end)
     try:
         report = _read_all(read_end)
     finally:

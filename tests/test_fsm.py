@@ -30,11 +30,6 @@ def running(m: Machine | None = None, now: float = 0.0) -> Machine:
     return m
 
 
-def crash_quickly(m: Machine, now: float) -> list[Action]:
-    """The process spawned at m.started_at dies well before stable_after."""
-    return m.handle(E.EXIT, now)
-
-
 # --------------------------------------------------------------------------- the table
 
 
