@@ -289,6 +289,8 @@ class Daemon:
         try:
             self.child = spawn(spec, self.host.now())
         except SpawnError as err:
+            if self.decl.mode == SMART2 and err.stage == "exec":
+                unlink_quietly(self.decl.pidfile)   # it names our grandchild, which never ran
             self._record_failure(f"{err.describe()}")
             self.log(f"cannot start \"{self.name}\": {err.describe()} "
                      f"[{self.decl.origin}: {self.decl.option}] (hint: {spawn_hint(err)})")
@@ -485,6 +487,13 @@ class Daemon:
             "reloadsignal": self.decl.reload_signal,
             "declared_at": str(self.decl.origin),
         }
+
+
+def unlink_quietly(path: str) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
 
 
 def describe_status(status: int) -> str:

@@ -27,7 +27,7 @@ from nsuwsgi.errors import EXIT_CONTROL_DAEMON, EXIT_OK, EXIT_RUNTIME, ConfigErr
 from nsuwsgi.lifeline import Lifeline
 from nsuwsgi.loop import Loop
 from nsuwsgi.options import Config
-from nsuwsgi.stats import bind_stats, serve_one
+from nsuwsgi.stats import bind_stats, serve_one, socket_name
 from nsuwsgi.watch import Watcher
 
 # Options that shape the process itself; a reload cannot change them.
@@ -157,6 +157,7 @@ class Master:
         if self.stats_socket is not None:
             self.loop.add_reader(self.stats_socket, lambda: serve_one(self.stats_socket,
                                                                        self.snapshot))
+            self.log(f"[nsuwsgi] stats server listening on {socket_name(self.stats_socket)}")
         self.log(f"[nsuwsgi] master running (pid: {os.getpid()}, nsuwsgi {__version__})")
         self.daemons = [Daemon(decl, self) for decl in self.config.daemons]
         for daemon in self.daemons:

@@ -259,8 +259,10 @@ def parse_daemon2_value(key: str, value: str) -> Any:
         return parse_bool(value)
     if key in ("freq", "max_throttle"):
         return parse_int(value)
-    if key in ("stop_signal", "reload_signal"):
+    if key == "reload_signal":
         return 0 if value.strip() == "0" else parse_signal(value)
+    if key == "stop_signal":
+        return parse_signal(value)
     if key == "uid":
         return parse_user(value)
     if key == "gid":

@@ -34,6 +34,15 @@ def bind_stats(address: str) -> socket.socket:
     return sock
 
 
+def socket_name(sock: socket.socket) -> str:
+    """`host:port` or the unix path a listening socket is bound to (port 0 resolved)."""
+    name = sock.getsockname()
+    if isinstance(name, tuple):
+        host = f"[{name[0]}]" if ":" in name[0] else name[0]
+        return f"{host}:{name[1]}"
+    return name
+
+
 def serve_one(listener: socket.socket, snapshot: Callable[[], dict]) -> None:
     try:
         conn, _ = listener.accept()
@@ -55,8 +64,9 @@ def read_stats(address: str, timeout: float = 5.0) -> dict:
         target: object = address
     else:
         host, port = address.rsplit(":", 1)
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        target = (host or "127.0.0.1", int(port))
+        host = host.strip("[]") or "127.0.0.1"
+        sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+        target = (host, int(port))
     with sock:
         sock.settimeout(timeout)
         sock.connect(target)

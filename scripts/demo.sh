@@ -7,6 +7,7 @@ here="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$here"
 bash scripts/setup.sh
 mkdir -p var/demo
+chmod 0777 var/demo      # memcached drops to nobody before it creates its socket
 echo "demo: memcached at unix:$here/var/demo/memcached.sock, redis at unix:$here/var/demo/redis.sock"
 echo "demo: stats: .venv/bin/python -m nsuwsgi.stats var/demo/stats.sock"
 if [ -n "${DEMO_SECONDS:-}" ]; then

@@ -483,3 +483,24 @@ def test_daemonize_detaches_and_logs_to_the_file(tmp_path):
     os.kill(master, signal.SIGTERM)
     wait_for(lambda: not alive(master), 10, "the daemonized master to stop")
     assert "goodbye" in logfile.read_text()
+
+
+def test_dumb_memcached_stops_with_the_master(nsuwsgi, memcached_pidfile):
+    sock = str(memcached_pidfile.parent / "mc.sock")
+    inst = nsuwsgi("--attach-daemon", f"memcached -s {sock} -p 0 -U 0 -u nobody")
+    inst.ready()
+    pid = inst.wait_running(0)
+    wait_for(lambda: os.path.exists(sock), 10, "memcached's socket")
+    assert memcached_version(sock).startswith(b"VERSION")
+    assert inst.stop() == 0
+    assert not alive(pid)
+
+
+def test_stats_over_tcp_on_loopback(nsuwsgi):
+    import re
+    inst = nsuwsgi("--stats", "127.0.0.1:0", "--attach-daemon", "sleep 60", stats=False)
+    text = inst.wait_log("stats server listening on")
+    address = re.search(r"stats server listening on (\S+)", text).group(1)
+    inst.stats_path = address
+    assert inst.ready()["pid"] == inst.pid
+    assert inst.stop() == 0
