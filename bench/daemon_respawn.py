@@ -17,10 +17,12 @@ every poll, because PID 1 on the project's machines reaps ~1-2 s late, and uWSGI
 kill(pid, 0) liveness check would see a zombie as alive.
 
 Between kills the bench waits until the replacement has been up for a while: 1.5 s for nsuwsgi
-(it resets its backoff after 1 s up) and, by default, 4.5 s for uWSGI. uWSGI throttles a respawn
-when `current_time - last_spawn <= 3` in whole seconds (time_t), so a 3.5 s wall-clock gap is
-still throttled about half of the time; the uWSGI log is scanned for `throttling` lines and
-their count is printed, so a throttled figure never goes unnoticed.
+(it resets its backoff once a daemon has been up 1 s) and 3.5 s for uWSGI (it throttles a
+respawn when the daemon lived <= 3 s, counted in whole seconds), plus a random 0-1 s for both.
+The random part spreads the kills over uWSGI's 1 s master cycle: with a fixed wait every kill
+lands at the same phase of that cycle and uWSGI's spread (p90, min, max) would be an artefact.
+uWSGI's log is scanned for `throttling` lines and nsuwsgi's for backoff lines; their counts are
+printed, so a throttled figure never goes unnoticed.
 
 This is a benchmark, not a test: it prints figures and never asserts. Exit status 0 when it
 ran, 1 when it could not run (a missing program, an implementation that would not start).
@@ -32,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import random
 import re
 import shutil
 import signal
@@ -211,6 +214,7 @@ class Result:
     throttled: int = 0          # uWSGI "throttling" log lines during the measured iterations
     backoffs: int = 0           # nsuwsgi "will be started again in" log lines (same)
     wait: float = 0.0
+    jitter: float = 0.0
     error: str | None = None
     log_tail: str = ""
 
@@ -293,8 +297,7 @@ class Run:
                 continue
             if not expected:
                 problems.append(f"{self.impl} left {what} running after it stopped")
-        unique = leftovers
-        survivors = kill_and_reap(list(unique.values()), self.reaper)
+        survivors = kill_and_reap(list(leftovers.values()), self.reaper)
         if survivors:
             problems.append(f"could not kill leftover processes {survivors}")
         return problems
@@ -354,9 +357,9 @@ def looks_like_mid_edit(log: str) -> bool:
         any(e in log for e in ("ImportError", "ModuleNotFoundError", "SyntaxError"))
 
 
-def measure(impl: str, case: str, iterations: int, wait: float, poll: float,
+def measure(impl: str, case: str, iterations: int, wait: float, jitter: float, poll: float,
             reaper: Reaper, budget_end: float) -> Result:
-    res = Result(case, impl, wait=wait)
+    res = Result(case, impl, wait=wait, jitter=jitter)
     run = Run(impl, case, reaper)
     try:
         run.start()
@@ -373,8 +376,9 @@ def measure(impl: str, case: str, iterations: int, wait: float, poll: float,
                 res.notes.append(f"time budget used up: stopped after {i} iteration(s)")
                 break
             # Let the replacement stay up `wait` s (stable for backoff/throttle purposes).
-            while time.perf_counter() - up_at < wait:
-                reaper.sleep(min(0.05, wait - (time.perf_counter() - up_at)))
+            stay = wait + random.uniform(0.0, jitter)
+            while time.perf_counter() - up_at < stay:
+                reaper.sleep(min(0.05, stay - (time.perf_counter() - up_at)))
                 if not alive_memcached(pid):
                     break
             if not alive_memcached(pid):
@@ -489,8 +493,11 @@ def main() -> int:
     ap.add_argument("--iterations", type=int, default=15, help="kills per case and implementation")
     ap.add_argument("--nsuwsgi-wait", type=float, default=1.5,
                     help="seconds a replacement stays up before the next kill (nsuwsgi)")
-    ap.add_argument("--uwsgi-wait", type=float, default=4.5,
-                    help="the same for uWSGI (its throttle counts whole seconds, <= 3)")
+    ap.add_argument("--uwsgi-wait", type=float, default=3.5,
+                    help="the same for uWSGI (it throttles daemons that lived <= 3 s)")
+    ap.add_argument("--jitter", type=float, default=1.0,
+                    help="add a random 0..JITTER s to every wait (spreads kills over "
+                         "uWSGI's 1 s master cycle)")
     ap.add_argument("--poll", type=float, default=0.0005, help="poll interval, seconds")
     ap.add_argument("--budget", type=float, default=420.0,
                     help="stop starting new iterations after this many seconds")
@@ -498,6 +505,8 @@ def main() -> int:
     args = ap.parse_args()
     if args.iterations < 1:
         ap.error("--iterations must be >= 1")
+    if min(args.nsuwsgi_wait, args.uwsgi_wait, args.jitter, args.poll) < 0:
+        ap.error("waits, jitter and poll must be >= 0")
 
     missing = [p for p in (VENV_PYTHON, UWSGI, MEMCACHED) if not os.access(p, os.X_OK)]
     if missing:
@@ -527,9 +536,10 @@ def main() -> int:
     print(f"bench:     {sys.executable} {sys.version.split()[0]}, child subreaper via {how}, "
           f"orphans reaped at every poll; poll {args.poll * 1000:.1f} ms; "
           f"{os.cpu_count()} CPUs, load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
-    print(f"waits:     a replacement stays up {args.nsuwsgi_wait:.1f}s (nsuwsgi: backoff resets "
-          f"after 1 s up) / {args.uwsgi_wait:.1f}s (uWSGI: no throttle when the daemon lived "
-          f"> 3 s by its whole-second clock) before the next kill")
+    print(f"waits:     before each kill the replacement stays up {args.nsuwsgi_wait:.1f}s for "
+          f"nsuwsgi (its backoff resets after 1 s up) and {args.uwsgi_wait:.1f}s for uWSGI (so "
+          f"it is not throttled: it throttles daemons that lived <= 3 s), plus a random "
+          f"0-{args.jitter:.1f}s (spreads kills over uWSGI's 1 s master cycle)")
     print(flush=True)
 
     impls = [i for i in ("nsuwsgi", "uWSGI") if args.only in (None, i)]
@@ -543,8 +553,8 @@ def main() -> int:
                       f"{wait:.1f}s apart) ...", flush=True)
                 res = None
                 for attempt in range(3):    # nsuwsgi may be mid-edit: a bounded retry
-                    res = measure(impl, case, args.iterations, wait, args.poll, reaper,
-                                  budget_end)
+                    res = measure(impl, case, args.iterations, wait, args.jitter, args.poll,
+                                  reaper, budget_end)
                     if impl == "nsuwsgi" and res.error and looks_like_mid_edit(res.log_tail) \
                             and attempt < 2:
                         print("  nsuwsgi failed to import; retrying in 15s", flush=True)
@@ -578,7 +588,7 @@ def main() -> int:
             extra.append(f"{r.throttled} throttled respawn(s) in uWSGI's log")
         else:
             extra.append(f"{r.backoffs} delayed (backoff) restart(s) in nsuwsgi's log")
-        print(f"{r.case:<6} {r.impl:<8} waited {r.wait:.1f}s between kills; " + "; ".join(extra))
+        print(f"{r.case:<6} {r.impl:<8} waited {r.wait:.1f}s + 0-{r.jitter:.1f}s between kills; " + "; ".join(extra))
         for note in r.notes:
             print(f"       note: {note}")
         if r.error:

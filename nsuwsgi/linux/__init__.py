@@ -135,3 +135,123 @@ def group_alive(pgid: int) -> bool:
         if int(rest[2]) == pgid and rest[0] not in (b"Z", b"X"):
             return True
     return False
+
+
+# ---- namespaces and mounts (ctypes: Python 3.11 has no os.unshare/os.setns)
+
+CLONE_NEWNS = 0x00020000
+CLONE_NEWCGROUP = 0x02000000
+CLONE_NEWUTS = 0x04000000
+CLONE_NEWIPC = 0x08000000
+CLONE_NEWUSER = 0x10000000
+CLONE_NEWPID = 0x20000000
+CLONE_NEWNET = 0x40000000
+CLONE_NEWTIME = 0x00000080
+CLONE_FILES = 0x00000400
+CLONE_FS = 0x00000200
+CLONE_SYSVSEM = 0x00040000
+
+MS_RDONLY = 1
+MS_NOSUID = 2
+MS_NODEV = 4
+MS_NOEXEC = 8
+MS_SYNCHRONOUS = 16
+MS_REMOUNT = 32
+MS_MANDLOCK = 64
+MS_DIRSYNC = 128
+MS_NOATIME = 1024
+MS_BIND = 4096
+MS_MOVE = 8192
+MS_REC = 16384
+MS_PRIVATE = 1 << 18
+MS_SLAVE = 1 << 19
+MS_SHARED = 1 << 20
+
+MNT_FORCE = 1
+MNT_DETACH = 2
+
+SYS_PIVOT_ROOT = 155        # x86_64
+SYS_SETNS = 308
+
+_libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong,
+                        ctypes.c_char_p]
+_libc.umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
+_libc.unshare.argtypes = [ctypes.c_int]
+_libc.sethostname.argtypes = [ctypes.c_char_p, ctypes.c_size_t]
+
+
+def _b(value: str | None) -> bytes | None:
+    return None if value is None else os.fsencode(value)
+
+
+def unshare(flags: int) -> None:
+    _check(_libc.unshare(flags))
+
+
+def setns(fd: int, nstype: int = 0) -> None:
+    _check(_libc.syscall(SYS_SETNS, fd, nstype))
+
+
+def mount(source: str | None, target: str, fstype: str | None, flags: int = 0,
+          data: str | None = None) -> None:
+    _check(_libc.mount(_b(source), _b(target), _b(fstype), flags, _b(data)))
+
+
+def umount2(target: str, flags: int = 0) -> None:
+    _check(_libc.umount2(_b(target), flags))
+
+
+def pivot_root(new_root: str, put_old: str) -> None:
+    _check(_libc.syscall(SYS_PIVOT_ROOT, _b(new_root), _b(put_old)))
+
+
+def sethostname(name: str) -> None:
+    raw = name.encode()
+    _check(_libc.sethostname(raw, len(raw)))
+
+
+# ---- credentials and capabilities
+
+PR_CAP_AMBIENT = 47
+PR_CAP_AMBIENT_CLEAR_ALL = 4
+_libc.prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong,
+                        ctypes.c_ulong]
+
+
+def last_cap() -> int:
+    with open("/proc/sys/kernel/cap_last_cap") as f:
+        return int(f.read())
+
+
+def drop_bounding_set(keep: frozenset[int]) -> None:
+    """Remove every capability not in `keep` from the bounding set (needs CAP_SETPCAP)."""
+    for cap in range(last_cap() + 1):
+        if cap not in keep:
+            prctl.capbset_drop(cap)
+
+
+def clear_ambient() -> None:
+    _check(_libc.prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0))
+
+
+def set_keepcaps(on: bool) -> None:
+    prctl.set_keepcaps(on)
+
+
+def set_capabilities(keep: frozenset[int]) -> None:
+    """Effective, permitted and inheritable = `keep` (effective first, as the kernel wants)."""
+    prctl.cap_effective.limit(*keep)
+    prctl.cap_permitted.limit(*keep)
+    prctl.cap_inheritable.limit(*keep)
+
+
+def capability_number(name: str) -> int | None:
+    """`net_bind_service`, `CAP_NET_BIND_SERVICE` or `10` -> 10; None if unknown."""
+    word = name.strip()
+    if word.isdigit():
+        return int(word)
+    attr = word.upper()
+    if not attr.startswith("CAP_"):
+        attr = "CAP_" + attr
+    value = getattr(prctl, attr, None)
+    return value if isinstance(value, int) else None
