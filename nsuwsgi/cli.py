@@ -60,6 +60,8 @@ def show_config(config: Config) -> str:
     lines = [";; nsuwsgi effective configuration", "[uwsgi]"]
     settings = sorted((s.seq, name, s) for name, items in config.settings.items() for s in items)
     for _, name, setting in settings:
+        if name == "show-config":
+            continue
         lines.append(f"; from {setting.origin}")
         opt = BY_NAME[name]
         value = setting.raw if not (opt.is_flag and setting.raw == "") else "true"

@@ -51,10 +51,17 @@ def command_argv(command: str) -> tuple[list[str], bool]:
 
 
 def program_name(command: str) -> str:
-    """The program a command runs, for matching a pidfile's process: `memcached`, `celery`."""
-    for word in command.replace(";", " ").split():
+    """The program a command runs, for matching a pidfile's process: `memcached`, `celery`.
+
+    For shell commands it is the last simple command (`cd /app && exec celery ...` -> celery);
+    when that starts with shell syntax (`while`, `if` ...) there is no name to check: "".
+    """
+    last = command.replace("&&", ";").replace("||", ";").split(";")[-1]
+    for word in last.split():
         if "=" in word or word in ("exec", "env", "nohup", "sudo") or word.startswith("-"):
             continue
+        if word in SHELL_WORDS or any(ch in SHELL_CHARS for ch in word.strip("'\"")):
+            return ""
         return os.path.basename(word.strip("'\""))
     return ""
 
@@ -131,7 +138,8 @@ class Daemon:
         self.host = host
         self.machine = Machine(Backoff(cap=float(decl.max_throttle or 30)))
         self.argv, self.uses_shell = command_argv(decl.command)
-        self.program = program_name(decl.command)
+        # smart2: we write the pidfile with our own grandchild's pid, so it needs no name check
+        self.program = "" if decl.mode == SMART2 else program_name(decl.command)
         self.child = None               # our direct child (spawn.Child)
         self.pid: int | None = None     # the daemon's own pid (child, or pidfile pid)
         self.pidfd: int | None = None   # watches self.pid
@@ -141,6 +149,7 @@ class Daemon:
         self.first_failure: str | None = None
         self.watching_pidfile = False
         self.touch_seen: dict[str, tuple | None] = {}
+        self.touch_timer = None
         self.released = False
 
     # ---- identity
@@ -213,8 +222,9 @@ class Daemon:
             self.send_signal(self.decl.stop_signal)
             self._arm(self.host.mercy, Event.TIMER)
         elif action is Action.KILL:
-            if self.pid is not None or self.child is not None:
-                self.log(f"daemon did not stop in time, killing (pid: {self.pid}): {self.name}")
+            if self.state is State.STOPPING:
+                pid = self.pid if self.pid is not None else self.child and self.child.pid
+                self.log(f"daemon did not stop in time, killing (pid: {pid}): {self.name}")
             self.send_signal(signal.SIGKILL)
         elif action is Action.ARM_BACKOFF:
             self._forget_process()
@@ -253,13 +263,15 @@ class Daemon:
     def _process_spec(self) -> ProcessSpec:
         decl = self.decl
         env = self.host.environment()
-        groups = None
-        if decl.uid is not None or decl.gid is not None:
-            groups = self._groups_for(decl.uid, decl.gid)
+        groups, gid = None, decl.gid
+        if decl.uid is not None and gid is None:
+            gid = primary_gid(decl.uid)
+        if decl.uid is not None or gid is not None:
+            groups = self._groups_for(decl.uid, gid)
         executable = resolve_executable(self.argv[0], env)
         return ProcessSpec(
             argv=tuple(self.argv), executable=executable, env=daemon_env(env),
-            cwd=decl.chdir, uid=decl.uid, gid=decl.gid, groups=groups,
+            cwd=decl.chdir, uid=decl.uid, gid=gid, groups=groups,
             stdin_devnull=not (decl.stdin or self.host.honour_stdin),
             new_session=True,
             pdeathsig=int(signal.SIGKILL) if self.is_dumb else 0,
@@ -294,6 +306,8 @@ class Daemon:
             self._record_failure(f"{err.describe()}")
             self.log(f"cannot start \"{self.name}\": {err.describe()} "
                      f"[{self.decl.origin}: {self.decl.option}] (hint: {spawn_hint(err)})")
+            if self.decl.control and self.host.running:
+                self.host.control_daemon_died(self)     # the instance lives with it
             self._handle(Event.FAIL)
             return
         self.host.loop.add_reader(self.child.pidfd, self._child_exited)
@@ -382,12 +396,14 @@ class Daemon:
             self.pid, self.pidfd = None, None
             self._record_failure(text)
             self.log(f"\"{self.name}\" (pid: {child.pid}) {text}")
-            if self.decl.control and self.host.running:
-                self.host.control_daemon_died(self)
+            if self.decl.control and self.host.running and self.state is State.RUNNING:
+                self.host.control_daemon_died(self)     # not when we stopped it ourselves
             self._handle(Event.EXIT)
             return
         # The launcher of a pidfile daemon ended (it usually daemonized and exited 0).
-        if status != 0 and self.pid is None and self.state is State.STARTING:
+        if self.state is State.STOPPING and self.pid is None:
+            self._handle(Event.EXIT)                    # stopped while still starting
+        elif status != 0 and self.pid is None and self.state is State.STARTING:
             self._record_failure(f"launcher {text}")
             self.log(f"\"{self.name}\" launcher (pid: {child.pid}) {text} before writing "
                      f"{self.decl.pidfile}")
@@ -423,6 +439,12 @@ class Daemon:
             self.host.watcher.watch(path, self._touch_event)
 
     def _touch_event(self) -> None:
+        """Coalesce a burst of events (create, write, close) into one look 20 ms later."""
+        if self.touch_timer is None:
+            self.touch_timer = self.host.loop.call_later(0.02, self._check_touch_files)
+
+    def _check_touch_files(self) -> None:
+        self.touch_timer = None
         for path in self.decl.touch:
             now = file_state(path)
             if now != self.touch_seen.get(path):
@@ -465,6 +487,9 @@ class Daemon:
     def forget(self) -> None:
         """Removed from the config and stopped: release every resource."""
         self._cancel_timer()
+        if self.touch_timer is not None:
+            self.touch_timer.cancel()
+            self.touch_timer = None
         self._unwatch_all()
         self._close_fds()
 
@@ -487,6 +512,13 @@ class Daemon:
             "reloadsignal": self.decl.reload_signal,
             "declared_at": str(self.decl.origin),
         }
+
+
+def primary_gid(uid: int) -> int | None:
+    try:
+        return pwd.getpwuid(uid).pw_gid
+    except KeyError:
+        return None
 
 
 def unlink_quietly(path: str) -> None:

@@ -84,7 +84,14 @@ def group_title(group: str) -> str:
 
 def ignored_uwsgi_names() -> list[str]:
     """uWSGI names that nsuwsgi has no record for: accepted, and named in a warning."""
-    return sorted(n for n in UWSGI_OPTION_NAMES if n not in options.BY_NAME)
+    return sorted(n for n in UWSGI_OPTION_NAMES
+                  if n not in options.BY_NAME and not options.is_refused_uwsgi(n))
+
+
+def refused_uwsgi_names() -> list[str]:
+    """uWSGI names with no record that are unsafe to ignore: using one is an error."""
+    return sorted(n for n in UWSGI_OPTION_NAMES
+                  if n not in options.BY_NAME and options.is_refused_uwsgi(n))
 
 
 def options_markdown() -> str:
@@ -108,6 +115,15 @@ def options_markdown() -> str:
                 "existing uWSGI file loads, and names every one it skipped in a single warning "
                 "at startup.", width=100), "",
             textwrap.fill(", ".join(names), width=100, break_on_hyphens=False,
+                          break_long_words=False), ""]
+    refused = refused_uwsgi_names()
+    out += ["## uWSGI options refused until implemented", "",
+            textwrap.fill(
+                f"These {len(refused)} uWSGI options are not implemented yet, and ignoring them "
+                "would be unsafe (isolation, privileges, hooks, the Emperor, legions) or would "
+                "change what a file means (config logic, other loaders). Using one is an error "
+                "naming the file, line and option.", width=100), "",
+            textwrap.fill(", ".join(refused), width=100, break_on_hyphens=False,
                           break_long_words=False), ""]
     return "\n".join(out)
 

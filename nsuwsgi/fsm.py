@@ -170,8 +170,8 @@ class Machine:
 
     def _after_failure(self, now: float, actions: list[Action]) -> State:
         ran_for = now - self.started_at if self.started_at is not None else 0.0
-        if ran_for >= self.policy.stable_after:
-            self.failures = 0
+        if self.state is State.RUNNING and ran_for >= self.policy.stable_after:
+            self.failures = 0           # only a real, stable run resets the streak
         self.failures += 1
         self.delay = self.policy.delay(self.failures)
         if self.delay == 0.0:

@@ -14,6 +14,7 @@ running one is kept, and a reload inside a jail needs no binary or cwd from outs
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pwd
 import signal
@@ -23,6 +24,7 @@ from typing import Callable
 
 from nsuwsgi import __version__, linux
 from nsuwsgi.daemons import Daemon
+from nsuwsgi.fsm import State
 from nsuwsgi.errors import EXIT_CONTROL_DAEMON, EXIT_OK, EXIT_RUNTIME, ConfigErrors, UserError
 from nsuwsgi.lifeline import Lifeline
 from nsuwsgi.loop import Loop
@@ -127,21 +129,27 @@ class Master:
     def setup(self) -> None:
         """Process-wide setup, in uWSGI's order: detach, log, env, pidfile, sockets, drop, chdir."""
         cfg = self.config
-        if cfg["daemonize"]:
-            daemonize(cfg["daemonize"])
-        elif cfg["logto"]:
-            redirect_output(cfg["logto"])
+        with setup_step(cfg, "daemonize"):
+            if cfg["daemonize"]:
+                daemonize(cfg["daemonize"])
+        with setup_step(cfg, "logto"):
+            if cfg["logto"] and not cfg["daemonize"]:
+                redirect_output(cfg["logto"])
         for name, value in cfg["env"]:
             os.environ[name] = value
         if cfg["umask"] is not None:
             os.umask(cfg["umask"])
-        if cfg["pidfile"]:
-            write_pidfile(cfg["pidfile"])
-        if cfg["stats"]:
-            self.stats_socket = bind_stats(cfg["stats"])
-        drop_privileges(cfg["uid"], cfg["gid"], not cfg["no-initgroups"], self.log)
-        if cfg["chdir"]:
-            os.chdir(cfg["chdir"])
+        with setup_step(cfg, "pidfile"):
+            if cfg["pidfile"]:
+                write_pidfile(cfg["pidfile"])
+        with setup_step(cfg, "stats"):
+            if cfg["stats"]:
+                self.stats_socket = bind_stats(cfg["stats"])
+        with setup_step(cfg, "uid"):
+            drop_privileges(cfg["uid"], cfg["gid"], not cfg["no-initgroups"], self.log)
+        with setup_step(cfg, "chdir"):
+            if cfg["chdir"]:
+                os.chdir(cfg["chdir"])
 
     # ---- running
 
@@ -154,6 +162,8 @@ class Master:
         self.loop.on_signal(signal.SIGINT, lambda s: self.shutdown(graceful=False))
         self.loop.on_signal(signal.SIGQUIT, lambda s: self.shutdown(graceful=False))
         self.loop.on_signal(signal.SIGHUP, lambda s: self.reload())
+        self.loop.on_signal(signal.SIGUSR1, lambda s: self.log_stats())
+        self.loop.on_signal(signal.SIGUSR2, lambda s: None)     # no backtraces: ignored
         if self.stats_socket is not None:
             self.loop.add_reader(self.stats_socket, lambda: serve_one(self.stats_socket,
                                                                        self.snapshot))
@@ -175,19 +185,25 @@ class Master:
         return not self.lingering and all(d.stopped for d in self.daemons + self.retiring)
 
     def shutdown(self, graceful: bool) -> None:
+        """Stop dumb daemons (stop signal, SIGKILL after reload-mercy); smart ones live on.
+
+        Graceful and immediate differ for workers (the server); for daemons they are the same.
+        A second stop signal of any kind SIGKILLs whatever is still running.
+        """
         if self.stopping:
-            if not graceful:
-                self.log("[nsuwsgi] second stop signal: killing every daemon now")
-                for daemon in self.daemons + self.retiring:
-                    if daemon.is_dumb and not daemon.stopped:
-                        daemon.send_signal(signal.SIGKILL)
+            self.log("[nsuwsgi] second stop signal: killing every remaining daemon now")
+            for daemon in self.daemons + self.retiring:
+                if not daemon.stopped:
+                    daemon.send_signal(signal.SIGKILL)
+            for pgid in self.lingering:
+                _killpg(pgid, signal.SIGKILL)
             return
         self.stopping = True
         how = "graceful" if graceful else "immediate"
         self.log(f"[nsuwsgi] {how} shutdown: stopping {len(self.daemons)} daemon(s)")
         for daemon in self.daemons:
-            if daemon.is_dumb:
-                daemon.stop()
+            if daemon.is_dumb or daemon.state is State.STARTING:
+                daemon.stop()           # a smart daemon still starting has no pid to hand over
             else:
                 daemon.release()
 
@@ -208,6 +224,8 @@ class Master:
         for name in RESTART_ONLY:
             if new[name] != self.config[name]:
                 self.log(f"[nsuwsgi] '{name}' changed; it takes effect when nsuwsgi restarts")
+        for name, _ in self.config["env"]:
+            os.environ.pop(name, None)
         for name, value in new["env"]:
             os.environ[name] = value
         self.mercy = float(new["reload-mercy"])
@@ -261,6 +279,12 @@ class Master:
 
     # ---- stats
 
+    def log_stats(self) -> None:
+        """SIGUSR1, as in uWSGI: one line per daemon in the log."""
+        for d in self.daemons:
+            self.log(f"[nsuwsgi] daemon \"{d.name}\" state {d.state.value} pid {d.pid} "
+                     f"restarts {d.machine.restarts} last exit {d.last_exit}")
+
     def snapshot(self) -> dict:
         self._forget_retired()
         return {
@@ -277,6 +301,19 @@ class Master:
 
 
 # --------------------------------------------------------------------------- process setup
+
+class SetupError(Exception):
+    """A setup step failed at runtime: names the option, its origin and the OS error."""
+
+
+@contextlib.contextmanager
+def setup_step(config: Config, option: str):
+    try:
+        yield
+    except OSError as err:
+        origin = config.origin(option)
+        where = f"{origin}: " if origin is not None else ""
+        raise SetupError(f"{where}{option} = {config[option]}: {err.strerror or err}") from None
 
 def daemonize(logfile: str) -> None:
     """uWSGI's `daemonize`: detach from the terminal and log to a file."""
@@ -354,7 +391,7 @@ def run_master(config: Config, reload_config: Callable[[], Config]) -> int:
     master = Master(config, reload_config, log)
     try:
         master.setup()
-    except OSError as err:
-        log(f"nsuwsgi: error: setup failed: {err}")
+    except SetupError as err:
+        log(f"nsuwsgi: error: {err}")
         return EXIT_RUNTIME
     return master.run()

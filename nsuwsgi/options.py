@@ -31,6 +31,7 @@ from nsuwsgi.uwsgi_names import UWSGI_OPTION_NAMES
 SUPPORTED = "supported"
 IGNORED = "ignored"
 REFUSED = "refused"
+JAIL_STATUS = REFUSED       # the isolation options, until the jailed instance is wired up
 
 
 # --------------------------------------------------------------------------- value parsers
@@ -136,6 +137,78 @@ def parse_plugins(text: str) -> tuple[str, ...]:
             item = item.split(":", 1)[1]
         names.append(item)
     return tuple(names)
+
+
+# ---- the isolation layer
+
+UNSHARE_FLAGS = ("pid", "mount", "mnt", "ns", "fs", "uts", "ipc", "net", "user", "cgroup",
+                 "sysvsem", "files")
+
+
+def parse_presence(text: str) -> bool:
+    """uWSGI's presence options (namespace-net): any value, even empty, turns them on."""
+    return True
+
+
+def parse_namespace(text: str) -> tuple[str, str | None]:
+    """`ROOTFS[:HOSTNAME]`, split at the first colon as uWSGI does."""
+    rootfs, _, hostname = parse_str(text).partition(":")
+    if not rootfs.startswith("/"):
+        raise ValueProblem(f"rootfs '{rootfs}' is not an absolute path",
+                           "write namespace = /path/to/rootfs[:hostname]")
+    return rootfs, hostname or None
+
+
+def parse_keep_mount(text: str) -> spec.KeepMount:
+    parts = parse_str(text).split(":")
+    readonly = len(parts) > 1 and parts[-1] == "ro"
+    if readonly:
+        parts.pop()
+    if len(parts) > 2 or not all(part.startswith("/") for part in parts):
+        raise ValueProblem(f"'{text}' is not SRC[:DST][:ro] with absolute paths",
+                           "write namespace-keep-mount = /usr:/usr:ro")
+    source = parts[0]
+    return spec.KeepMount(source, parts[1] if len(parts) == 2 else "", readonly)
+
+
+def parse_unshare(text: str) -> int:
+    from nsuwsgi.jail.plan import UNSHARE_NAMES
+    flags = 0
+    for name in parse_str(text).replace(" ", ",").split(","):
+        if not name:
+            continue
+        if name not in UNSHARE_NAMES:
+            raise ValueProblem(f"unknown namespace '{name}'",
+                               did_you_mean(name, UNSHARE_FLAGS) or
+                               "use " + ", ".join(UNSHARE_FLAGS))
+        flags |= UNSHARE_NAMES[name]
+    return flags
+
+
+def parse_pivot_root(text: str) -> tuple[str, str]:
+    parts = parse_str(text).split()
+    if len(parts) != 2:
+        raise ValueProblem(f"'{text}' is not NEW_ROOT PUT_OLD",
+                           "write pivot_root = /ns /ns/.old_root")
+    new_root, put_old = parts
+    if not (put_old + "/").startswith(new_root.rstrip("/") + "/"):
+        raise ValueProblem(f"PUT_OLD '{put_old}' is not under NEW_ROOT '{new_root}'",
+                           f"put it inside, e.g. {new_root.rstrip('/')}/.old_root")
+    return new_root, put_old
+
+
+def parse_caps(text: str) -> frozenset[int]:
+    from nsuwsgi.linux import capability_number
+    caps = set()
+    for name in parse_str(text).replace(" ", ",").split(","):
+        if not name:
+            continue
+        number = capability_number(name)
+        if number is None:
+            raise ValueProblem(f"unknown capability '{name}'",
+                               "use names like net_bind_service,setuid (see capabilities(7))")
+        caps.add(number)
+    return frozenset(caps)
 
 
 # ---- the attach-daemon family
@@ -285,8 +358,6 @@ class Option:
     group: str = "instance"
     status: str = SUPPORTED
     metavar: str = "VALUE"
-    # Options that make sense only under a master turn it on, as in uWSGI.
-    implies_master: bool = False
 
     @property
     def is_flag(self) -> bool:
@@ -299,7 +370,7 @@ def flag(name, help, **kw):
 
 def daemon_option(name, parser, help, metavar):
     return Option(name, parser, help, default=(), repeatable=True, group="daemons",
-                  metavar=metavar, implies_master=True)
+                  metavar=metavar)
 
 
 def refused(name, why, group, aliases=()):
@@ -373,19 +444,29 @@ TABLE: tuple[Option, ...] = (
                   "stopsignal, reloadsignal, stdin, uid, gid, ns_pid, chdir, max_throttle, "
                   "notifypid.", "KEY=VALUE,..."),
     flag("daemons-honour-stdin", "Daemons keep the master's stdin instead of /dev/null.",
-         group="daemons", implies_master=True),
+         group="daemons"),
 
     # ---- recognised, but not yet implemented, and unsafe to ignore
-    refused("namespace", "Run in new namespaces with ROOTFS as /. (the isolation layer)",
-            "jail", aliases=("ns",)),
-    refused("namespace-keep-mount", "Keep a host mount inside the namespace.", "jail"),
-    refused("namespace-net", "Give the namespace its own network.", "jail",
-            aliases=("ns-net",)),
-    refused("unshare", "unshare() these namespaces.", "jail"),
-    refused("unshare2", "unshare() these namespaces after chroot/pivot_root.", "jail"),
-    refused("pivot_root", "pivot_root into NEW_ROOT PUT_OLD.", "jail", aliases=("pivot-root",)),
-    refused("chroot", "chroot into DIR.", "jail"),
-    refused("cap", "Keep these capabilities after the uid drop.", "jail"),
+    Option("namespace", parse_namespace, "Run the instance in new PID, mount, UTS and IPC "
+           "namespaces with ROOTFS as its / (pivot_root), a fresh /proc, and HOSTNAME.",
+           group="jail", aliases=("ns",), status=JAIL_STATUS, metavar="ROOTFS[:HOSTNAME]"),
+    Option("namespace-keep-mount", parse_keep_mount, "Bind a host path into the namespace; "
+           "DST defaults to SRC; a final :ro makes it read-only.", default=(), repeatable=True,
+           group="jail", status=JAIL_STATUS, metavar="SRC[:DST][:ro]"),
+    Option("namespace-net", parse_presence, "Give the namespace its own network namespace "
+           "(only `lo`, which nsuwsgi brings up). Any value turns it on, as in uWSGI.",
+           group="jail", aliases=("ns-net",), status=JAIL_STATUS, metavar="ANYTHING"),
+    Option("unshare", parse_unshare, "unshare() these namespaces before the other jail steps: "
+           "a comma list of " + ", ".join(UNSHARE_FLAGS) + ".", group="jail", status=JAIL_STATUS, metavar="LIST"),
+    Option("unshare2", parse_unshare, "unshare() these namespaces after chroot/pivot_root.",
+           group="jail", status=JAIL_STATUS, metavar="LIST"),
+    Option("pivot_root", parse_pivot_root, "pivot_root into NEW_ROOT, keeping the old root at "
+           "PUT_OLD (unmount it with a hook).", group="jail", aliases=("pivot-root",),
+           status=JAIL_STATUS, metavar="NEW_ROOT PUT_OLD"),
+    Option("chroot", parse_str, "chroot into DIR (and chdir to its /).", group="jail",
+           status=JAIL_STATUS, metavar="DIR"),
+    Option("cap", parse_caps, "Capabilities to keep (names like net_bind_service, or numbers); "
+           "everything else is dropped, bounding set included.", group="jail", status=JAIL_STATUS, metavar="LIST"),
     refused("setns", "Join the namespaces offered on a setns socket.", "jail"),
     refused("emperor", "Govern a directory of vassal configs.", "emperor"),
     refused("legion", "Join a legion.", "legion"),
@@ -416,12 +497,12 @@ def is_known_uwsgi(name: str) -> bool:
 
 # uWSGI options whose silent absence would be unsafe or would change what a file means:
 # isolation and privileges, hooks, the Emperor, legions, config logic and other loaders.
-REFUSED_PREFIXES = ("namespace", "ns-", "unshare", "pivot", "chroot", "jail", "cgroup",
-                    "setns", "refork", "cap", "hook-", "exec-", "mount-", "umount-", "call-",
+REFUSED_PREFIXES = ("namespace-", "ns-", "jail", "cgroup",
+                    "setns", "refork", "hook-", "exec-", "mount-", "umount-", "call-",
                     "emperor", "vassal", "early-emperor", "legion", "if-", "for-",
                     "immediate-", "add-gid", "drop-after", "master-as-root",
                     "privileged-binary", "unprivileged-binary")
-REFUSED_NAMES = {"ns", "cap", "for", "endif", "end-if", "endfor", "end-for", "end", "xml",
+REFUSED_NAMES = {"for", "endif", "end-if", "endfor", "end-for", "end", "xml",
                  "sqlite3", "ldap", "config", "jailed", "emperor"}
 
 
@@ -566,6 +647,12 @@ def validate(config: Config) -> list[UserError]:
     for decl in config.daemons:
         if decl.pidfile is not None:
             need_dir(decl.pidfile, decl.option, decl.origin, "pidfile")
+        for path in decl.touch:
+            if not os.path.isdir(os.path.dirname(os.path.abspath(path))):
+                errors.append(UserError(f"the directory of touch file '{path}' does not exist",
+                                        origin=decl.origin, option=decl.option,
+                                        hint="create the directory; the file itself may be "
+                                             "created later"))
         if decl.chdir is not None and not os.path.isdir(decl.chdir):
             errors.append(UserError(f"chdir directory '{decl.chdir}' does not exist",
                                     origin=decl.origin, option=decl.option,

@@ -13,12 +13,14 @@ that silently exits 127.
 from __future__ import annotations
 
 import errno
+import gc
 import os
 import shutil
 import signal
 from dataclasses import dataclass
 
 from nsuwsgi import linux
+from nsuwsgi.jail import apply, init
 from nsuwsgi.spec import ProcessSpec
 
 ALL_SIGNALS = set(range(1, signal.NSIG)) - {signal.SIGKILL, signal.SIGSTOP, 32, 33}
@@ -69,14 +71,16 @@ def spawn(spec: ProcessSpec, now: float) -> Child:
     env = dict(os.fsencode(e).split(b"=", 1) for e in spec.env)
     read_end, write_end = os.pipe2(os.O_CLOEXEC)
     parent = os.getpid()
+    if spec.run is not None:
+        gc.collect()                # no half-dead objects may close fds in the child later
     old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, ALL_SIGNALS)
     try:
-        pid = os.fork()
-    except OSError as exc:
+        pid = _fork(spec)
+    except SpawnError:
         signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
         os.close(read_end)
         os.close(write_end)
-        raise SpawnError("fork", exc.errno or 0, "") from None
+        raise
     if pid == 0:
         _child(spec, argv, executable, env, write_end, parent)  # never returns
     signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
@@ -91,6 +95,33 @@ def spawn(spec: ProcessSpec, now: float) -> Child:
         raise SpawnError(stage, int(err), detail)
     pidfd = linux.pidfd_open(pid)
     return Child(pid=pid, pidfd=pidfd, started=now)
+
+
+def _fork(spec: ProcessSpec) -> int:
+    """fork(); with a PID namespace, the child is born as PID 1 of a new one.
+
+    unshare(CLONE_NEWPID) only changes where the caller's *next* child goes, so the parent
+    unshares, forks, and then setns()es back to its own PID namespace for later children.
+    """
+    new_pid_ns = spec.jail is not None and spec.jail.new_pid_namespace
+    own_ns = None
+    try:
+        if new_pid_ns:
+            own_ns = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
+            _or_spawn_error("unshare", "pid", linux.unshare, linux.CLONE_NEWPID)
+        return _or_spawn_error("fork", "", os.fork)
+    finally:
+        if own_ns is not None:
+            if os.getpid() != 1:        # the parent (the child is PID 1 and leaves it alone)
+                linux.setns(own_ns, linux.CLONE_NEWPID)
+            os.close(own_ns)
+
+
+def _or_spawn_error(stage: str, detail: str, func, *args):
+    try:
+        return func(*args)
+    except OSError as exc:
+        raise SpawnError(stage, exc.errno or 0, detail) from None
 
 
 def _read_all(fd: int) -> bytes:
@@ -110,24 +141,24 @@ def _reap(pid: int) -> None:
 
 
 def _child(spec, argv, executable, env, errpipe, parent) -> None:
-    """Runs in the forked child. Only os calls; any failure ends in os._exit."""
-    stage = "start"
-    detail = ""
+    """Runs in the forked child. Only os calls and the jail's ops; it ends in exec or _exit."""
+    stage, detail = "start", ""
     try:
         stage = "signals"
-        for sig in ALL_SIGNALS:
-            try:
-                signal.signal(sig, signal.SIG_DFL)
-            except (OSError, ValueError):
-                pass
+        _default_signals()
         if spec.pdeathsig:
             stage = "pdeathsig"
-            linux.set_pdeathsig(spec.pdeathsig)
-            if os.getppid() != parent:      # the master died before prctl took effect
-                os._exit(127)
+            _set_pdeathsig(spec.pdeathsig, parent)
         if spec.new_session:
             stage = "setsid"
             os.setsid()
+        if spec.jail is not None:
+            stage = "jail"
+            apply.run_ops(spec.jail.init_ops)
+            if spec.jail.new_pid_namespace:
+                stage = "fork_payload"
+                _become_init_and_fork_payload(spec, errpipe)
+            apply.run_ops(spec.jail.payload_ops)
         stage = "stdio"
         _setup_stdio(spec)
         stage = "close_fds"
@@ -137,29 +168,70 @@ def _child(spec, argv, executable, env, errpipe, parent) -> None:
         if spec.cwd:
             stage, detail = "chdir", spec.cwd
             os.chdir(spec.cwd)
-            detail = ""
-        if spec.groups is not None:
-            stage = "setgroups"
-            os.setgroups(list(spec.groups))
-        if spec.gid is not None:
-            stage, detail = "setgid", str(spec.gid)
-            os.setgid(spec.gid)
-        if spec.uid is not None:
-            stage, detail = "setuid", str(spec.uid)
-            os.setuid(spec.uid)
-        detail = ""
+        stage, detail = "setuid", ""
+        _switch_user(spec)
         if spec.daemonize_pidfile:
             stage = "daemonize"
             _daemonize(spec.daemonize_pidfile)
         stage = "unblock"
         signal.pthread_sigmask(signal.SIG_SETMASK, set())
+        if spec.run is not None:
+            _run_python_payload(spec, errpipe)       # never returns
         stage, detail = "exec", spec.executable
         os.execve(executable, argv, env)
+    except apply.JailError as exc:
+        _report(errpipe, exc.stage, exc.errno, exc.detail)
     except OSError as exc:
         _report(errpipe, stage, exc.errno or 0, detail)
     except BaseException as exc:
         _report(errpipe, stage, 0, f"{detail} {type(exc).__name__}".strip())
     os._exit(127)
+
+
+def _default_signals() -> None:
+    """Every disposition back to default; the mask stays blocked until just before exec."""
+    for sig in ALL_SIGNALS:
+        try:
+            signal.signal(sig, signal.SIG_DFL)
+        except (OSError, ValueError):
+            pass
+
+
+def _set_pdeathsig(sig: int, parent: int) -> None:
+    linux.set_pdeathsig(sig)
+    if os.getppid() != parent:      # the parent died before prctl took effect
+        os._exit(127)
+
+
+def _become_init_and_fork_payload(spec, errpipe) -> None:
+    """We are PID 1 of a new PID namespace: fork the payload, stay behind as its init."""
+    init_pid = os.getpid()
+    payload = os.fork()
+    if payload != 0:
+        os.close(errpipe)           # the payload reports from now on
+        init.run_init(payload, spec.jail.init_caps)     # never returns
+    _set_pdeathsig(signal.SIGKILL, init_pid)
+
+
+def _switch_user(spec) -> None:
+    """Plain (unjailed) uid/gid changes; a jail does this in its SwitchUser op instead."""
+    if spec.groups is not None:
+        os.setgroups(list(spec.groups))
+    if spec.gid is not None:
+        os.setgid(spec.gid)
+    if spec.uid is not None:
+        os.setuid(spec.uid)
+
+
+def _run_python_payload(spec, errpipe) -> None:
+    """Run already-imported Python code instead of exec (the jailed master). Never returns."""
+    gc.freeze()                     # objects inherited from the parent are never collected
+    os.close(errpipe)               # setup succeeded: the parent's read sees EOF
+    code = 1
+    try:
+        code = spec.run()
+    finally:
+        os._exit(code if isinstance(code, int) else 1)
 
 
 def _report(errpipe: int, stage: str, err: int, detail: str) -> None:

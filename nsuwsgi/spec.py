@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import signal
 from dataclasses import dataclass, field
+from typing import Any, Callable
 
 from nsuwsgi.errors import COMMAND_LINE, Origin
+from nsuwsgi.linux import CLONE_NEWPID
 
 DUMB = "dumb"        # stays in the foreground; our child; stops with the master
 SMART = "smart"      # daemonizes itself and writes a pidfile; survives the master
@@ -63,3 +65,41 @@ class ProcessSpec:
     pdeathsig: int = 0                  # signal the child gets when the master dies
     daemonize_pidfile: str | None = None    # double-fork, write grandchild pid here (smart2)
     umask: int | None = None
+    jail: Any = None                    # a jail.plan.JailPlan, applied between fork and exec
+    run: Callable[[], int] | None = field(default=None, compare=False)
+    # `run` replaces exec: the jailed child calls it and exits with its result. Used for the
+    # master itself when the whole instance lives in a jail (already-imported Python code).
+
+
+@dataclass(frozen=True)
+class KeepMount:
+    """A host path made visible inside the jail (`namespace-keep-mount = SRC[:DST][:ro]`)."""
+
+    source: str
+    target: str
+    readonly: bool = False
+
+
+@dataclass(frozen=True)
+class JailSpec:
+    """What a jail should be; jail/plan.py turns it into the ordered ops that build it."""
+
+    namespaces: int = 0                         # CLONE_NEW* flags (pid, mount, uts, ipc, net)
+    rootfs: str | None = None                   # pivot into this directory (namespace=)
+    hostname: str | None = None
+    keep_mounts: tuple[KeepMount, ...] = ()
+    chroot: str | None = None
+    pivot_root: tuple[str, str] | None = None   # uWSGI's explicit `pivot_root = NEW OLD`
+    unshare_after: int = 0                      # unshare2: after chroot/pivot_root
+    uid: int | None = None
+    gid: int | None = None
+    groups: tuple[int, ...] | None = None
+    caps: frozenset[int] = frozenset()          # kept across the uid drop
+    no_new_privs: bool = True
+    hooks: tuple = ()                           # jail.hooks.Hook records, in config order
+    loopback_up: bool = True                    # a new network namespace gets `lo` up
+    origin: Origin = field(default=COMMAND_LINE, compare=False)
+
+    @property
+    def pid_namespace(self) -> bool:
+        return bool(self.namespaces & CLONE_NEWPID)

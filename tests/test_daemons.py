@@ -504,3 +504,67 @@ def test_stats_over_tcp_on_loopback(nsuwsgi):
     inst.stats_path = address
     assert inst.ready()["pid"] == inst.pid
     assert inst.stop() == 0
+
+
+def test_reloading_or_touching_a_control_daemon_does_not_end_the_instance(nsuwsgi, tmp_path):
+    log, trigger = tmp_path / "c.log", tmp_path / "touch.me"
+    trigger.write_text("1")
+    inst = nsuwsgi("--attach-daemon2", f"cmd={sigdaemon(log)},control=1,touch={trigger}")
+    inst.ready()
+    first = inst.wait_running(0)
+    wait_started(log)
+    inst.signal(signal.SIGHUP)
+    second = inst.wait_running(0, not_pid=first)
+    wait_started(log, 2)
+    trigger.write_text("2")
+    inst.wait_running(0, not_pid=second)
+    assert inst.proc.poll() is None, "a restart we asked for is not the control daemon dying"
+
+
+def test_a_control_daemon_that_cannot_start_ends_the_instance(nsuwsgi):
+    inst = nsuwsgi("--attach-control-daemon", "/nonexistent/bin/ctl")
+    assert inst.wait_exit() == 3
+    assert "cannot start" in inst.log()
+
+
+def test_smart2_with_a_shell_command_is_trusted_through_its_own_pidfile(nsuwsgi, tmp_path):
+    log, pidfile = tmp_path / "s.log", tmp_path / "s.pid"
+    inst = nsuwsgi("--smart-attach-daemon2", f"{pidfile} cd {tmp_path} && {sigdaemon(log)}")
+    inst.ready()
+    pid = inst.wait_running(0)
+    assert _read_pid(pidfile) == pid
+    started = wait_started(log)
+    assert started["pid"] in (pid, *linux.proc_children(pid))
+    assert inst.stop() == 0
+    assert alive(pid), "a smart2 daemon outlives its master"
+    os.killpg(os.getpgid(pid), signal.SIGKILL)   # the shell and its child, started by this test
+    wait_for(lambda: not alive(started["pid"]) and not alive(pid), 5, "the daemon to end")
+
+
+def test_a_smart_daemon_that_never_writes_its_pidfile_backs_off(nsuwsgi, tmp_path):
+    pidfile = tmp_path / "never.pid"
+    inst = nsuwsgi("--smart-attach-daemon", f"{pidfile},1 sleep 60")
+    inst.ready()
+    inst.wait_log("will be started again in 0.1s", timeout=15)
+    assert "did not write a valid pidfile" in inst.log()
+    assert "did not stop in time" not in inst.log()
+
+
+def test_stopping_while_a_smart_daemon_is_starting_leaves_nothing_behind(nsuwsgi, tmp_path):
+    pidfile = tmp_path / "slow.pid"
+    inst = nsuwsgi("--smart-attach-daemon", f"{pidfile} sleep 300")
+    inst.ready()
+    launcher = inst.wait_daemon(0, lambda d: d["state"] == "starting", what="starting")
+    inst.wait_log("spawning")
+    assert inst.stop() == 0
+    assert launcher["pid"] == -1     # the hygiene fixture proves the sleep did not survive
+
+
+def test_sigusr1_logs_daemon_states_and_the_master_keeps_running(nsuwsgi, tmp_path):
+    inst = nsuwsgi("--attach-daemon", "sleep 60")
+    inst.ready()
+    inst.wait_running(0)
+    inst.signal(signal.SIGUSR1)
+    inst.wait_log('daemon "sleep 60" state running')
+    inst.signal(signal.SIGUSR2)
+    assert inst.ready()["pid"] == inst.pid

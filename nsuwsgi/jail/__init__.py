@@ -1,0 +1,1 @@
+"""The isolation layer: a JailSpec becomes a plan of ops, applied in the spawned child."""

@@ -1,0 +1,68 @@
+"""PID 1 of a jail: reap every orphan, relay signals to the payload, report its exit.
+
+In a new PID namespace the first process is init. If it is the payload itself (as in uWSGI,
+where the jailed master is PID 1), orphans of daemons pile up as zombies and signals without
+a handler are silently dropped by the kernel. So nsuwsgi's first process stays a tiny init,
+in the manner of tini: all signals blocked and taken with sigwaitinfo, SIGCHLD reaps
+everything, any other signal goes to the payload, and when the payload exits init exits with
+the same status (128+N for a signal), which tears the whole namespace down.
+
+It runs in a forked child; it uses only os/signal calls and never returns.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+
+from nsuwsgi import linux
+
+RELAYED = set(range(1, signal.NSIG)) - {signal.SIGKILL, signal.SIGSTOP, signal.SIGCHLD, 32, 33}
+
+
+def exit_code(status: int) -> int:
+    if os.WIFSIGNALED(status):
+        return 128 + os.WTERMSIG(status)
+    return os.WEXITSTATUS(status)
+
+
+def run_init(payload_pid: int, keep_caps: frozenset) -> None:
+    """Relay and reap until the payload ends, then exit with its status. Never returns."""
+    code = 1
+    try:
+        signal.pthread_sigmask(signal.SIG_BLOCK, RELAYED | {signal.SIGCHLD})
+        if os.geteuid() == 0:
+            linux.drop_bounding_set(keep_caps)
+            linux.set_capabilities(keep_caps)
+        linux.set_no_new_privs()
+        code = _relay(payload_pid)
+    finally:
+        os._exit(code)
+
+
+def _relay(payload_pid: int) -> int:
+    wanted = RELAYED | {signal.SIGCHLD}
+    while True:
+        status = _reap_all(payload_pid)
+        if status is not None:
+            return exit_code(status)
+        info = signal.sigwaitinfo(wanted)
+        if info.si_signo != signal.SIGCHLD:
+            try:
+                os.kill(payload_pid, info.si_signo)
+            except ProcessLookupError:
+                pass
+
+
+def _reap_all(payload_pid: int) -> int | None:
+    """Reap every dead child; the payload's wait status if it was among them."""
+    found = None
+    while True:
+        try:
+            pid, status = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return found
+        if pid == 0:
+            return found
+        if pid == payload_pid:
+            found = status
