@@ -21,6 +21,9 @@ def main(argv: list[str] | None = None) -> int:
     if not argv or argv[0] in ("-h", "--help", "help"):
         print(help_text())
         return EXIT_OK if argv else EXIT_CONFIG
+    if argv[0] == "rootfs":
+        from nsuwsgi import rootfs
+        return rootfs.main(argv[1:])
     if argv[0] in ("--version", "-V"):
         print(f"nsuwsgi {__version__}")
         return EXIT_OK
@@ -43,8 +46,8 @@ def main(argv: list[str] | None = None) -> int:
     if config["show-config"]:
         print(show_config(config))
         return EXIT_OK
-    from nsuwsgi.master import run_master
-    return run_master(config, reload_config)
+    from nsuwsgi.instance import run_instance
+    return run_instance(config, reload_config)
 
 
 def warn_ignored(config: Config) -> None:

@@ -27,7 +27,8 @@ from typing import Callable
 from nsuwsgi import linux
 from nsuwsgi.fsm import Action, Backoff, Event, Machine, State
 from nsuwsgi.spawn import SpawnError, resolve_executable, spawn
-from nsuwsgi.spec import DUMB, SMART2, DaemonDecl, ProcessSpec
+from nsuwsgi.jail.plan import plan
+from nsuwsgi.spec import DUMB, SMART2, DaemonDecl, JailSpec, ProcessSpec
 from nsuwsgi.watch import file_state
 
 SHELL_CHARS = set("|&;<>()$`\\*?[]#~=%{}\n'\"")
@@ -269,6 +270,7 @@ class Daemon:
         if decl.uid is not None or gid is not None:
             groups = self._groups_for(decl.uid, gid)
         executable = resolve_executable(self.argv[0], env)
+        jail = plan(JailSpec(namespaces=linux.CLONE_NEWPID)) if decl.ns_pid else None
         return ProcessSpec(
             argv=tuple(self.argv), executable=executable, env=daemon_env(env),
             cwd=decl.chdir, uid=decl.uid, gid=gid, groups=groups,
@@ -276,6 +278,7 @@ class Daemon:
             new_session=True,
             pdeathsig=int(signal.SIGKILL) if self.is_dumb else 0,
             daemonize_pidfile=decl.pidfile if decl.mode == SMART2 else None,
+            jail=jail,
         )
 
     @staticmethod
@@ -414,7 +417,17 @@ class Daemon:
     # ---- signals
 
     def send_signal(self, sig: int) -> None:
-        """Signal the daemon's process group if it leads one, else the process itself."""
+        """Signal the daemon's process group if it leads one, else the process itself.
+
+        An ns_pid daemon is signalled through its init only, which relays to the daemon
+        (signalling the group too would deliver every signal twice).
+        """
+        if self.decl.ns_pid and self.pidfd is not None:
+            try:
+                linux.pidfd_send_signal(self.pidfd, sig)
+            except ProcessLookupError:
+                pass
+            return
         targets = []
         if self.pid is not None:
             targets.append(self.pid)

@@ -25,10 +25,12 @@ from typing import Callable
 from nsuwsgi import __version__, linux
 from nsuwsgi.daemons import Daemon
 from nsuwsgi.fsm import State
-from nsuwsgi.errors import EXIT_CONTROL_DAEMON, EXIT_OK, EXIT_RUNTIME, ConfigErrors, UserError
+from nsuwsgi.errors import (EXIT_CONFIG, EXIT_CONTROL_DAEMON, EXIT_OK, EXIT_RUNTIME,
+                            ConfigErrors, UserError)
+from nsuwsgi.jail import hooks
 from nsuwsgi.lifeline import Lifeline
 from nsuwsgi.loop import Loop
-from nsuwsgi.options import Config
+from nsuwsgi.options import Config, decode_config, validate
 from nsuwsgi.stats import bind_stats, serve_one, socket_name
 from nsuwsgi.watch import Watcher
 
@@ -61,6 +63,7 @@ class Master:
         self.retiring: list[Daemon] = []     # removed by a reload, still stopping
         self.lingering: set[int] = set()     # process groups whose leader already ended
         self.stats_socket = None
+        self.control = None                  # the keeper's socket, when we run in a jail
         self.stopping = False
         self.exit_code = EXIT_OK
         self.started = time.time()
@@ -128,6 +131,16 @@ class Master:
 
     def setup(self) -> None:
         """Process-wide setup, in uWSGI's order: detach, log, env, pidfile, sockets, drop, chdir."""
+        self.setup_outside_jail()
+        cfg = self.config
+        self.run_hooks("as-root")
+        with setup_step(cfg, "uid"):
+            drop_privileges(cfg["uid"], cfg["gid"], not cfg["no-initgroups"], self.log)
+        self.run_hooks("as-user")
+        self.setup_environment()
+
+    def setup_outside_jail(self) -> None:
+        """What must exist before any jail: the log, the pidfile, the stats socket."""
         cfg = self.config
         with setup_step(cfg, "daemonize"):
             if cfg["daemonize"]:
@@ -135,21 +148,44 @@ class Master:
         with setup_step(cfg, "logto"):
             if cfg["logto"] and not cfg["daemonize"]:
                 redirect_output(cfg["logto"])
-        for name, value in cfg["env"]:
-            os.environ[name] = value
-        if cfg["umask"] is not None:
-            os.umask(cfg["umask"])
         with setup_step(cfg, "pidfile"):
             if cfg["pidfile"]:
                 write_pidfile(cfg["pidfile"])
         with setup_step(cfg, "stats"):
             if cfg["stats"]:
                 self.stats_socket = bind_stats(cfg["stats"])
-        with setup_step(cfg, "uid"):
-            drop_privileges(cfg["uid"], cfg["gid"], not cfg["no-initgroups"], self.log)
+
+    def setup_environment(self) -> None:
+        cfg = self.config
+        for name, value in cfg["env"]:
+            os.environ[name] = value
+        if cfg["umask"] is not None:
+            os.umask(cfg["umask"])
         with setup_step(cfg, "chdir"):
             if cfg["chdir"]:
                 os.chdir(cfg["chdir"])
+
+    def run_hooks(self, phase: str) -> None:
+        selected = [h for h in self.config.hooks if h.phase == phase]
+        if selected:
+            hooks.run_phase(hooks.order_phase(selected), phase, self.log)
+
+    def run_in_jail(self, control) -> int:
+        """The master's life inside a jail (the plan already dropped privileges)."""
+        problems = validate(self.config, inside_jail=True)
+        if problems:
+            for err in problems:
+                self.log(f"nsuwsgi: error: {err}")
+            return EXIT_CONFIG
+        self.control = control
+        self.reload_config = _reload_from_keeper
+        try:
+            self.setup_environment()
+            self.run_hooks("master-start")
+        except (SetupError, hooks.HookError) as err:
+            self.log(f"nsuwsgi: error: {err}")
+            return EXIT_RUNTIME
+        return self.run()
 
     # ---- running
 
@@ -164,6 +200,8 @@ class Master:
         self.loop.on_signal(signal.SIGHUP, lambda s: self.reload())
         self.loop.on_signal(signal.SIGUSR1, lambda s: self.log_stats())
         self.loop.on_signal(signal.SIGUSR2, lambda s: None)     # no backtraces: ignored
+        if self.control is not None:
+            self.loop.add_reader(self.control, self._control_message)
         if self.stats_socket is not None:
             self.loop.add_reader(self.stats_socket, lambda: serve_one(self.stats_socket,
                                                                        self.snapshot))
@@ -207,12 +245,27 @@ class Master:
             else:
                 daemon.release()
 
-    def reload(self) -> None:
+    def _control_message(self) -> None:
+        """The keeper sent a new config (a reload), or went away (we stop)."""
+        try:
+            data = self.control.recv(1 << 22)
+        except OSError:
+            data = b""
+        if not data:
+            self.loop.remove_reader(self.control)
+            self.log("[nsuwsgi] the keeper outside the jail is gone: shutting down")
+            self.shutdown(graceful=False)
+            return
+        self.log("[nsuwsgi] graceful reload: new configuration from the keeper")
+        self.reload(lambda: decode_config(data))
+
+    def reload(self, read_config: Callable[[], Config] | None = None) -> None:
         if self.stopping:
             return
-        self.log("[nsuwsgi] graceful reload: reading the configuration again")
+        if read_config is None:
+            self.log("[nsuwsgi] graceful reload: reading the configuration again")
         try:
-            new = self.reload_config()
+            new = (read_config or self.reload_config)()
         except ConfigErrors as errors:
             for err in errors.errors:
                 self.log(f"[nsuwsgi] reload refused: {err}")
@@ -386,12 +439,6 @@ def _unlink(path: str) -> None:
         pass
 
 
-def run_master(config: Config, reload_config: Callable[[], Config]) -> int:
-    log = Log()
-    master = Master(config, reload_config, log)
-    try:
-        master.setup()
-    except SetupError as err:
-        log(f"nsuwsgi: error: {err}")
-        return EXIT_RUNTIME
-    return master.run()
+def _reload_from_keeper() -> Config:
+    raise UserError("inside a jail the config files are read by the keeper outside it; "
+                    "send SIGHUP to the keeper (the pid in the pidfile)")

@@ -17,13 +17,15 @@ Anything else is unknown, and an error with a did-you-mean.
 from __future__ import annotations
 
 import grp
+import json
 import os
 import pwd
 import signal
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
-from nsuwsgi import spec
+from nsuwsgi import linux, spec
+from nsuwsgi.jail import hooks
 from nsuwsgi.errors import (ConfigErrors, Origin, UserError, ValueProblem,
                             did_you_mean)
 from nsuwsgi.uwsgi_names import UWSGI_OPTION_NAMES
@@ -31,7 +33,7 @@ from nsuwsgi.uwsgi_names import UWSGI_OPTION_NAMES
 SUPPORTED = "supported"
 IGNORED = "ignored"
 REFUSED = "refused"
-JAIL_STATUS = REFUSED       # the isolation options, until the jailed instance is wired up
+JAIL_STATUS = SUPPORTED     # flip to REFUSED to disable the isolation options
 
 
 # --------------------------------------------------------------------------- value parsers
@@ -476,6 +478,34 @@ TABLE: tuple[Option, ...] = (
 )
 
 
+def hook_option(name: str, phase: str, family: str) -> Option:
+    def parse(text: str):
+        if family == "hook":
+            return hooks.parse_hook(text, phase)
+        return hooks.legacy_hook(family, text, phase)
+    syntax = "ACTION:ARG" if family == "hook" else {"exec": "COMMAND", "mount": "FSTYPE SRC DST "
+                                                    "[FLAGS]", "umount": "TARGET [FLAGS]"}[family]
+    return Option(name, parse, f"{family} actions in the {phase} phase ({PHASE_WHEN[phase]}).",
+                  default=(), repeatable=True, group="hooks", status=JAIL_STATUS,
+                  metavar=syntax)
+
+
+PHASE_WHEN = {
+    "asap": "first thing, right after the config is read",
+    "pre-jail": "outside, before the jail is built",
+    "post-jail": "outside, once the jail is running; UWSGI_JAIL_PID is set",
+    "in-jail": "inside the jail, as root, after its mounts and hostname",
+    "as-root": "inside, just before dropping privileges",
+    "as-user": "inside, after dropping privileges",
+    "master-start": "in the master, just before its loop",
+}
+
+for _phase in PHASE_WHEN:
+    for _family in ("hook", "exec", "mount", "umount"):
+        _name = f"{_family}-{_phase}"
+        if _family == "hook" or _name in UWSGI_OPTION_NAMES:
+            TABLE += (hook_option(_name, _phase, _family),)
+
 BY_NAME: dict[str, Option] = {}
 for _opt in TABLE:
     for _n in (_opt.name, *_opt.aliases):
@@ -559,6 +589,14 @@ class Config:
         found.sort(key=lambda s: s.seq)
         return tuple(s.value for s in found)
 
+    @property
+    def hooks(self) -> tuple[hooks.Hook, ...]:
+        """Every hook-*/exec-*/mount-*/umount-* entry, in config order."""
+        found = [s for opt in TABLE if opt.group == "hooks"
+                 for s in self.settings.get(opt.name, ())]
+        found.sort(key=lambda s: s.seq)
+        return tuple(s.value for s in found)
+
 
 @dataclass(frozen=True)
 class Entry:
@@ -570,7 +608,7 @@ class Entry:
 
 
 def build_config(entries: list[Entry], placeholders: dict[str, str] | None = None,
-                 files: tuple[str, ...] = ()) -> Config:
+                 files: tuple[str, ...] = (), inside_jail: bool = False) -> Config:
     """Type every entry through its option's parser, then validate; report all problems."""
     errors: list[UserError] = []
     settings: dict[str, list[Setting]] = {}
@@ -608,45 +646,67 @@ def build_config(entries: list[Entry], placeholders: dict[str, str] | None = Non
             errors.append(UserError(problem.message, origin=entry.origin, option=entry.key,
                                     hint=problem.hint))
             continue
-        if isinstance(value, spec.DaemonDecl):
+        if isinstance(value, (spec.DaemonDecl, hooks.Hook)):
             value = _with_origin(value, entry.origin)
         settings.setdefault(opt.name, []).append(Setting(value, entry.origin, seq, entry.value))
     config = Config({k: tuple(v) for k, v in settings.items()}, dict(placeholders or {}),
                     tuple(ignored), files)
-    errors.extend(validate(config))
+    errors.extend(validate(config, inside_jail))
     if errors:
         raise ConfigErrors(errors)
     return config
 
 
-def _with_origin(decl: spec.DaemonDecl, origin: Origin) -> spec.DaemonDecl:
-    return replace(decl, origin=origin)
+def _with_origin(value, origin: Origin):
+    return replace(value, origin=origin)
 
 
-def validate(config: Config) -> list[UserError]:
-    """Cross-option rules, all checked, all reported."""
+def validate(config: Config, inside_jail: bool = False) -> list[UserError]:
+    """Cross-option rules, all checked, all reported.
+
+    Paths used inside a jail (daemon pidfiles, chdir...) are checked where they are seen:
+    inside the jail, by the master, once it is there. The keeper checks the host side.
+    """
     errors: list[UserError] = []
+    jailed = jail_spec(config) is not None
+    if not inside_jail:
+        errors += host_path_errors(config)
+        errors += jail_errors(config)
+    if inside_jail or not jailed:
+        errors += inside_path_errors(config)
+    errors += daemon_errors(config)
+    errors += id_errors(config)
+    return errors
 
-    def need_dir(path: str, option: str, origin: Origin, what: str):
-        if path.endswith("/") or os.path.isdir(path):
-            errors.append(UserError(f"{what} '{path}' is a directory", origin=origin,
-                                    option=option, hint="name a file inside it"))
-            return
-        directory = os.path.dirname(os.path.abspath(path))
-        if not os.path.isdir(directory):
-            errors.append(UserError(f"the directory of {what} '{path}' does not exist",
-                                    origin=origin, option=option,
-                                    hint=f"create {directory} first, or choose another path"))
 
+def need_dir(path: str, option: str, origin: Origin, what: str) -> list[UserError]:
+    if path.endswith("/") or os.path.isdir(path):
+        return [UserError(f"{what} '{path}' is a directory", origin=origin, option=option,
+                          hint="name a file inside it")]
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        return [UserError(f"the directory of {what} '{path}' does not exist", origin=origin,
+                          option=option, hint=f"create {directory} first, or choose another path")]
+    return []
+
+
+def host_path_errors(config: Config) -> list[UserError]:
+    """Files the master (or the keeper) opens before any jail exists."""
+    errors = []
     for name in ("pidfile", "logto", "daemonize"):
         for s in config.items(name):
-            need_dir(s.value, name, s.origin, "the file")
+            errors += need_dir(s.value, name, s.origin, "the file")
     stats = config["stats"]
     if stats and "/" in stats:
-        need_dir(stats, "stats", config.origin("stats"), "the socket")
+        errors += need_dir(stats, "stats", config.origin("stats"), "the socket")
+    return errors
+
+
+def inside_path_errors(config: Config) -> list[UserError]:
+    errors = []
     for decl in config.daemons:
         if decl.pidfile is not None:
-            need_dir(decl.pidfile, decl.option, decl.origin, "pidfile")
+            errors += need_dir(decl.pidfile, decl.option, decl.origin, "pidfile")
         for path in decl.touch:
             if not os.path.isdir(os.path.dirname(os.path.abspath(path))):
                 errors.append(UserError(f"the directory of touch file '{path}' does not exist",
@@ -657,14 +717,76 @@ def validate(config: Config) -> list[UserError]:
             errors.append(UserError(f"chdir directory '{decl.chdir}' does not exist",
                                     origin=decl.origin, option=decl.option,
                                     hint="create it or fix the path"))
-        if decl.ns_pid:
-            errors.append(UserError("ns_pid needs the isolation layer, which this release "
-                                    "does not have yet", origin=decl.origin, option=decl.option,
-                                    hint="remove ns_pid"))
     chdir = config["chdir"]
     if chdir is not None and not os.path.isdir(chdir):
-        errors.append(UserError(f"directory '{chdir}' does not exist", origin=config.origin("chdir"),
-                                option="chdir", hint="create it or fix the path"))
+        errors.append(UserError(f"directory '{chdir}' does not exist",
+                                origin=config.origin("chdir"), option="chdir",
+                                hint="create it or fix the path"))
+    return errors
+
+
+def daemon_errors(config: Config) -> list[UserError]:
+    errors = []
+    for decl in config.daemons:
+        if decl.ns_pid and decl.mode != spec.DUMB:
+            errors.append(UserError("ns_pid works for foreground daemons only: a daemon that "
+                                    "daemonizes would be killed with its PID namespace",
+                                    origin=decl.origin, option=decl.option,
+                                    hint="remove ns_pid or the pidfile"))
+        elif decl.ns_pid and os.geteuid() != 0:
+            errors.append(UserError("ns_pid needs a master running as root",
+                                    origin=decl.origin, option=decl.option,
+                                    hint="run nsuwsgi as root, or remove ns_pid"))
+    return errors
+
+
+def jail_errors(config: Config) -> list[UserError]:
+    """The rootfs and keep-mount sources exist, and we are root."""
+    jail = jail_spec(config)
+    if jail is None:
+        return []
+    errors = []
+    origin = jail.origin
+    if os.geteuid() != 0:
+        errors.append(UserError("namespaces, mounts and pivot_root need root", origin=origin,
+                                option="namespace" if jail.rootfs else "unshare",
+                                hint="run nsuwsgi as root (user namespaces are not supported "
+                                     "yet)"))
+    if jail.rootfs:
+        option = "namespace"
+        origin = config.origin("namespace")
+        if not os.path.isdir(jail.rootfs):
+            errors.append(UserError(f"rootfs '{jail.rootfs}' does not exist", origin=origin,
+                                    option=option,
+                                    hint=f"build one with: nsuwsgi rootfs {jail.rootfs}"))
+        else:
+            for needed in ("proc", "dev"):
+                if jail.rootfs.rstrip("/") != "" and \
+                        not os.path.isdir(os.path.join(jail.rootfs, needed)):
+                    errors.append(UserError(f"rootfs '{jail.rootfs}' lacks /{needed}",
+                                            origin=origin, option=option,
+                                            hint=f"mkdir {os.path.join(jail.rootfs, needed)}, "
+                                                 f"or build one with nsuwsgi rootfs"))
+        for s, keep in zip(config.items("namespace-keep-mount"), jail.keep_mounts):
+            if not os.path.exists(keep.source):
+                errors.append(UserError(f"keep-mount source '{keep.source}' does not exist",
+                                        origin=s.origin, option="namespace-keep-mount",
+                                        hint="fix the path, or create it on the host"))
+            elif os.path.isdir(jail.rootfs) and not os.path.exists(
+                    os.path.join(jail.rootfs, keep.target.lstrip("/"))):
+                errors.append(UserError(f"mount point '{keep.target}' is missing in the rootfs",
+                                        origin=s.origin, option="namespace-keep-mount",
+                                        hint=f"create {os.path.join(jail.rootfs, keep.target.lstrip('/'))}"))
+    for name in ("chroot",):
+        if config[name] and not os.path.isdir(config[name]):
+            errors.append(UserError(f"directory '{config[name]}' does not exist",
+                                    origin=config.origin(name), option=name,
+                                    hint="create it or fix the path"))
+    return errors
+
+
+def id_errors(config: Config) -> list[UserError]:
+    errors = []
     wants_ids = config.is_set("uid") or config.is_set("gid") or any(
         d.uid is not None or d.gid is not None for d in config.daemons)
     if wants_ids and os.geteuid() != 0:
@@ -703,3 +825,87 @@ def help_text() -> str:
     lines += ["", "Signals: SIGTERM graceful shutdown, SIGINT/SIGQUIT immediate shutdown, "
               "SIGHUP graceful reload.", "Exit codes: see docs/troubleshooting.md."]
     return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- jail and reload
+
+JAIL_OPTIONS = ("namespace", "namespace-net", "unshare", "unshare2", "chroot", "pivot_root", "cap")
+JAILED_HOOK_PHASES = ("in-jail", "as-root", "as-user")
+
+
+def jail_spec(config: Config) -> spec.JailSpec | None:
+    """The jail the instance's master runs in, or None for a plain instance."""
+    if not any(config.is_set(name) for name in JAIL_OPTIONS):
+        return None
+    rootfs, hostname = config["namespace"] or (None, None)
+    flags = config["unshare"] or 0
+    if rootfs:
+        flags |= linux.CLONE_NEWPID | linux.CLONE_NEWNS | linux.CLONE_NEWUTS | linux.CLONE_NEWIPC
+    if config["namespace-net"]:
+        flags |= linux.CLONE_NEWNET
+    if config["chroot"] or config["pivot_root"]:
+        flags |= linux.CLONE_NEWNS      # keep the host's mount tree out of it
+    uid, gid = config["uid"], config["gid"]
+    if uid is not None and gid is None:
+        gid = _primary_gid(uid)
+    return spec.JailSpec(
+        namespaces=flags, rootfs=rootfs, hostname=hostname,
+        keep_mounts=tuple(_keep_target(k, rootfs) for k in config["namespace-keep-mount"]),
+        chroot=config["chroot"], pivot_root=config["pivot_root"],
+        unshare_after=config["unshare2"] or 0, uid=uid, gid=gid,
+        groups=_groups(uid, gid, not config["no-initgroups"]),
+        caps=config["cap"] or frozenset(),
+        hooks=tuple(h for h in config.hooks if h.phase in JAILED_HOOK_PHASES),
+        origin=_first_origin(config))
+
+
+def _keep_target(keep: spec.KeepMount, rootfs: str | None) -> spec.KeepMount:
+    """uWSGI: without DST, SRC minus the rootfs prefix when it lies under the rootfs."""
+    if keep.target:
+        return keep
+    target = keep.source
+    if rootfs and (target + "/").startswith(rootfs.rstrip("/") + "/"):
+        target = "/" + target[len(rootfs.rstrip("/")):].lstrip("/")
+    return replace(keep, target=target)
+
+
+def _primary_gid(uid: int) -> int | None:
+    try:
+        return pwd.getpwuid(uid).pw_gid
+    except KeyError:
+        return None
+
+
+def _groups(uid: int | None, gid: int | None, initgroups: bool) -> tuple[int, ...] | None:
+    if gid is None:
+        return None
+    if initgroups and uid is not None:
+        try:
+            return tuple(os.getgrouplist(pwd.getpwuid(uid).pw_name, gid))
+        except KeyError:
+            pass
+    return (gid,)
+
+
+def _first_origin(config: Config) -> Origin:
+    for name in JAIL_OPTIONS:
+        if config.is_set(name):
+            return config.origin(name)
+    return Origin()
+
+
+def encode_config(config: Config) -> bytes:
+    """The entries that built `config`, as JSON, to be re-typed and re-checked elsewhere."""
+    settings = sorted((s.seq, name, s) for name, items in config.settings.items() for s in items)
+    entries = [[name, s.raw, s.origin.file, s.origin.line, s.origin.source]
+               for _, name, s in settings]
+    return json.dumps({"entries": entries, "placeholders": config.placeholders,
+                       "files": list(config.files)}).encode()
+
+
+def decode_config(data: bytes) -> Config:
+    message = json.loads(data)
+    entries = [Entry(name, raw, Origin(file, line, source))
+               for name, raw, file, line, source in message["entries"]]
+    return build_config(entries, message["placeholders"], tuple(message["files"]),
+                        inside_jail=True)

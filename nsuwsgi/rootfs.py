@@ -448,12 +448,18 @@ class _Builder:
     def build(self) -> None:
         for name, mode in DIRECTORIES:
             self._dir(name, mode).close()
+        # Mark the tree first, so that running the command again finishes a build that was
+        # interrupted (disk full, ^C) without --force; then again with the final content.
+        self._mark()
         self._busybox()
         self._devices()
         self._etc()
         self._homes()
         self._usr()
-        with self._dir("etc", 0o755) as etc:    # last: a half-built tree is not yet marked
+        self._mark()
+
+    def _mark(self) -> None:
+        with self._dir("etc", 0o755) as etc:
             etc.write_text(posixpath.basename(MARKER), self.marker_text())
 
     def _dir(self, relpath: str, mode: int) -> _Dir:
@@ -498,7 +504,8 @@ class _Builder:
     @staticmethod
     def _read_bytes(d: _Dir, name: str) -> bytes | None:
         try:
-            fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=d.fd)
+            fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK,
+                         dir_fd=d.fd)
         except OSError:
             return None
         with os.fdopen(fd, "rb") as f:
@@ -919,7 +926,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"nsuwsgi: error: {err}", file=sys.stderr)
         return EXIT_CONFIG
     except OSError as err:      # something the checks above did not foresee: still one line
-        print(f"nsuwsgi: error: rootfs: {err}", file=sys.stderr)
+        what = err.strerror or str(err)
+        if err.filename:
+            what += f": {err.filename}"
+        print(f"nsuwsgi: error: rootfs: {what}", file=sys.stderr)
         return EXIT_RUNTIME
     root = os.path.abspath(args.dir)
     print(f"nsuwsgi: rootfs {root} is ready")

@@ -199,7 +199,9 @@ def _default_signals() -> None:
 
 def _set_pdeathsig(sig: int, parent: int) -> None:
     linux.set_pdeathsig(sig)
-    if os.getppid() != parent:      # the parent died before prctl took effect
+    # Did the parent die before prctl took effect? PID 1 of a new PID namespace cannot tell:
+    # its parent lives outside the namespace, so getppid() is 0 there.
+    if os.getpid() != 1 and os.getppid() != parent:
         os._exit(127)
 
 

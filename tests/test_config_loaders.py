@@ -997,7 +997,8 @@ def test_seed_literal_form_with_directory_pidfile_is_rejected(tmp_path):
     assert str(error).startswith(f"{path}:4: smart-attach-daemon:")
 
 
-def test_seed_dropbear_namespace_is_refused_with_file_and_line(tmp_path):
+def test_seed_dropbear_example_names_the_missing_rootfs(tmp_path):
+    """The seed's literal /ns/001/ does not exist here: one clear error, file and line."""
     path = write(tmp_path, "app.ini", """
         [uwsgi]
         namespace = /ns/001/:testns
@@ -1010,8 +1011,27 @@ def test_seed_dropbear_namespace_is_refused_with_file_and_line(tmp_path):
         config.load_config(["app.ini"], {}, cwd=str(tmp_path))
     by_option = {e.option: e for e in caught.value.errors}
     assert by_option["namespace"].origin == Origin(file=path, line=2)
-    assert str(by_option["namespace"]).startswith(f"{path}:2: namespace:")
-    assert set(by_option) == {"namespace", "namespace-keep-mount", "exec-as-root"}
+    assert "rootfs '/ns/001/' does not exist" in str(by_option["namespace"])
+    assert "nsuwsgi rootfs /ns/001/" in str(by_option["namespace"])
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="jail options need root")
+def test_seed_dropbear_example_loads_with_a_real_rootfs(tmp_path):
+    from nsuwsgi.rootfs import build_rootfs
+    root = tmp_path / "ns" / "001"
+    build_rootfs(str(root), usr_from_host=True)
+    write(tmp_path, "app.ini", f"""
+        [uwsgi]
+        namespace = {root}/:testns
+        namespace-keep-mount = /dev/pts
+        socket = :3031
+        exec-as-root = chown -R www-data /etc/dropbear
+        attach-daemon = /usr/sbin/dropbear -j -k -p 1022 -E -F -I 300
+    """)
+    loaded = config.load_config(["app.ini"], {}, cwd=str(tmp_path))
+    assert loaded["namespace"] == (f"{root}/", "testns")
+    assert [h.arg for h in loaded.hooks] == ["chown -R www-data /etc/dropbear"]
+    assert loaded.ignored[0][0] == "socket"
 
 
 def test_seed_legion_daemon_is_refused(tmp_path):

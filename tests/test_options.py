@@ -317,7 +317,7 @@ def test_all_problems_are_reported_at_once():
         ("atach-daemon", "memcached"),
         ("reload-mercy", "soon"),
         ("attach-daemon2", "cmd=x,pidfil=/p"),
-        ("namespace", "/ns"),
+        ("unshare", "pid,bogus"),
         ("attach-daemon2", "cmd=x,control=maybe"),
     )
     assert [e.origin for e in errors] == [at(2), at(3), at(4), at(5), at(6)]
@@ -330,9 +330,9 @@ def test_all_problems_are_reported_at_once():
     assert texts[1].startswith("app.ini:3: reload-mercy: 'soon' is not a whole number")
     assert texts[2] == ("app.ini:4: attach-daemon2: unknown key 'pidfil' "
                         "(hint: did you mean 'pidfile'?)")
-    assert texts[3].startswith("app.ini:5: namespace: ")
+    assert texts[3].startswith("app.ini:5: unshare: unknown namespace 'bogus'")
     assert texts[4].startswith("app.ini:6: attach-daemon2: key 'control'")
-    assert [e.option for e in errors[1:]] == ["reload-mercy", "attach-daemon2", "namespace",
+    assert [e.option for e in errors[1:]] == ["reload-mercy", "attach-daemon2", "unshare",
                                              "attach-daemon2"]
 
 
@@ -351,9 +351,8 @@ def test_unknown_option_without_a_close_name():
     assert error.hint == "see nsuwsgi --help"
 
 
-@pytest.mark.parametrize("name", ["namespace", "ns", "unshare", "chroot", "emperor",
-                                  "hook-as-root", "exec-pre-jail",
-                                  "legion-smart-attach-daemon"])
+@pytest.mark.parametrize("name", ["emperor", "hook-as-vassal", "call-as-root", "jail",
+                                  "if-env", "legion-smart-attach-daemon"])
 def test_refused_options_are_errors(name):
     [error] = problems(("master", "1"), (name, "x"))
     assert error.origin == at(2)
@@ -506,9 +505,15 @@ def test_tcp_stats_address_needs_no_directory():
     assert build_config(entries(("stats", "127.0.0.1:0")))["stats"] == "127.0.0.1:0"
 
 
-def test_ns_pid_is_not_available_yet():
-    [error] = problems(("attach-daemon2", "cmd=x,ns_pid=1"))
+def test_ns_pid_is_for_foreground_daemons_only(tmp_path):
+    [error] = problems(("attach-daemon2", f"cmd=x,ns_pid=1,pidfile={tmp_path}/x.pid"))
     assert error.origin == at(1) and "ns_pid" in error.message and error.hint
+
+
+def test_ns_pid_needs_a_root_master(monkeypatch):
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    [error] = problems(("attach-daemon2", "cmd=x,ns_pid=1"))
+    assert "root" in error.message and error.origin == at(1)
 
 
 def test_valid_paths_pass(tmp_path):
@@ -547,5 +552,5 @@ def test_help_mentions_every_supported_option():
 
 def test_help_does_not_offer_refused_options():
     text = options.help_text()
-    for name in ("--namespace", "--emperor", "--chroot", "--hook-as-root"):
+    for name in ("--emperor", "--hook-as-vassal", "--legion"):
         assert name not in text.split()

@@ -39,6 +39,11 @@ def applets():
             for p in listing if p not in ("linuxrc", "bin/busybox")}
 
 
+def jail_mounts(*mounts: str) -> list[str]:
+    """What the jail will mount: `mounts`, plus /dev/null over the placeholder when not root."""
+    return list(mounts) + ([] if IS_ROOT else ["/dev/null"])
+
+
 def build(root: Path, **kwargs) -> list[str]:
     warnings: list[str] = []
     build_rootfs(str(root), warn=warnings.append, **kwargs)
@@ -71,7 +76,8 @@ def snapshot(root: Path) -> dict:
 
 def one_error_line(stderr: str) -> str:
     assert "Traceback" not in stderr, stderr
-    lines = [line for line in stderr.splitlines() if line.strip()]
+    lines = [line for line in stderr.splitlines()
+             if line.strip() and not line.startswith("nsuwsgi: warning: ")]
     assert len(lines) == 1, stderr
     assert lines[0].startswith("nsuwsgi: error: "), stderr
     return lines[0]
@@ -236,7 +242,7 @@ def test_usr_from_host(tmp_path):
     assert os.readlink(root / "bin/sh") == "busybox"
     marker = (root / "etc/nsuwsgi-rootfs.txt").read_text()
     assert "namespace-keep-mount = /usr:/usr:ro" in marker
-    assert check_rootfs(str(root), mounted=["/usr"]) == []
+    assert check_rootfs(str(root), mounted=jail_mounts("/usr")) == []
     # dropping the option again removes the (then dangling) library links
     build(root)
     assert not os.path.lexists(root / "lib") and not os.path.lexists(root / "lib64")
@@ -283,6 +289,21 @@ def test_rebuild_refreshes_broken_applet_links(tmp_path):
     build(root)
     assert os.readlink(root / "bin/ls") == "busybox"
     assert os.readlink(root / "bin/cat") == "busybox"
+
+
+def test_an_interrupted_build_is_finished_without_force(tmp_path, monkeypatch):
+    root = tmp_path / "jail"
+
+    def disk_full(self):
+        raise OSError(28, "No space left on device")
+
+    with monkeypatch.context() as m:
+        m.setattr(rootfs._Builder, "_etc", disk_full)
+        with pytest.raises(OSError):
+            build(root)
+    assert (root / "bin/busybox").exists() and not (root / "etc/passwd").exists()
+    build(root)
+    assert "root:x:0:0" in (root / "etc/passwd").read_text()
 
 
 def test_empty_directory_and_lost_found_are_fine(tmp_path):
@@ -443,7 +464,7 @@ def test_check_rootfs_dynamic_shell_needs_its_loader(tmp_path):
     problems = check_rootfs(str(root))
     assert len(problems) == 1 and f"needs {loader}" in problems[0]
     build(root, usr_from_host=True)          # lib64 -> usr/lib64, /usr bound from the host
-    assert check_rootfs(str(root), mounted=["/usr"]) == []
+    assert check_rootfs(str(root), mounted=jail_mounts("/usr")) == []
 
 
 def test_check_rootfs_proc_dev_and_null(tmp_path):
@@ -484,7 +505,7 @@ def test_main_builds_and_reports(tmp_path, capsys):
     assert rootfs.main([str(root), "--usr-from-host", "--user", "www-data:33:33"]) == EXIT_OK
     out, err = capsys.readouterr()
     assert f"rootfs {root} is ready" in out and "namespace-keep-mount = /usr:/usr:ro" in out
-    assert err == ""
+    assert err == "" if IS_ROOT else "placeholder" in err
     assert "www-data:x:33:33" in (root / "etc/passwd").read_text()
 
 
@@ -504,6 +525,15 @@ def test_main_errors_are_one_line_exit_2(tmp_path, capsys, args, expected):
     out, err = capsys.readouterr()
     line = one_error_line(err)
     assert expected in line and out == ""
+
+
+def test_main_system_error_is_one_line_exit_1(tmp_path, capsys, monkeypatch):
+    def disk_full(self):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(rootfs._Builder, "_etc", disk_full)
+    assert rootfs.main([str(tmp_path / "jail")]) == 1
+    assert "No space left on device" in one_error_line(capsys.readouterr().err)
 
 
 def test_cli_subprocess_error_exit_2(tmp_path):
@@ -526,3 +556,11 @@ def test_help(capsys):
     out = capsys.readouterr().out
     for flag in ("--usr-from-host", "--user NAME:UID:GID", "--force", "--busybox"):
         assert flag in out
+
+
+def test_docs_cover_every_flag():
+    docs = (Path(__file__).resolve().parent.parent / "docs" / "rootfs.md").read_text()
+    flags = [a for action in rootfs._parser()._actions for a in action.option_strings
+             if a.startswith("--") and a != "--help"]
+    assert flags and all(f"`{flag}" in docs for flag in flags), flags
+    assert rootfs.USR_KEEP_MOUNT in docs

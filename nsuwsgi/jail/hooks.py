@@ -40,6 +40,11 @@ Deliberate differences from uWSGI
   "running ..." line (the action name stays, paths are left out). No error message, private
   or not, quotes a written string; exec failures give the status, not the command again.
 
+`exit` ends the process at once (os._exit after flushing stdout and stderr): no atexit
+handlers, no finally blocks, no cleanup. Use it only in a phase of a process whose end is the
+intent. `exec` counts anything but exit status 0 as a failure; `safeexec` only logs it.
+`umount:<dir> rec` unmounts every mount below <dir>, newest first, then <dir> itself.
+
 A read-only bind mount needs two hooks, as with mount(8) and uWSGI: the kernel ignores every
 flag but `rec` on the first `bind`, so write `mount:none SRC DST bind` and then
 `mount:none none DST remount,bind,ro`.

@@ -1,0 +1,169 @@
+"""How an instance runs: a plain master, or a keeper outside a jail with the master inside.
+
+With any isolation option (namespace, unshare, chroot, pivot_root, cap), the process the user
+started stays on the host as the *keeper*: it owns what must outlive or precede the jail (the
+log, the pidfile, the stats socket, the config files on the host) and the master runs jailed:
+
+    keeper (host)  --spawn with the jail plan-->  init (PID 1)  --fork-->  master (PID 2)
+                                                                            +-- daemons
+
+The keeper relays SIGTERM/SIGINT/SIGQUIT to the jail's init, which relays them to the master.
+SIGHUP is different: the keeper reads the config files again (they are not visible inside the
+jail), validates them, and sends the new config to the master over a socket; the master
+applies it as a diff. That is why a reload works inside a jail, where uWSGI's re-exec of a
+binary from outside the jail kills the whole service. If the keeper dies, even by SIGKILL,
+PDEATHSIG takes init down and the kernel kills everything in the PID namespace.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import time
+from typing import Callable
+
+from nsuwsgi import linux
+from nsuwsgi.errors import EXIT_RUNTIME, ConfigErrors, UserError
+from nsuwsgi.jail import hooks
+from nsuwsgi.jail.plan import plan
+from nsuwsgi.loop import Loop
+from nsuwsgi.master import Log, Master, SetupError
+from nsuwsgi.options import Config, encode_config, jail_spec
+from nsuwsgi.spawn import SpawnError, spawn
+from nsuwsgi.spec import ProcessSpec
+
+RELAYED = (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT, signal.SIGUSR1)
+
+
+def run_instance(config: Config, reload_config: Callable[[], Config]) -> int:
+    log = Log()
+    try:
+        run_hooks(config, "asap", log)
+        if jail_spec(config) is None:
+            run_hooks(config, "pre-jail", log)
+            master = Master(config, reload_config, log)
+            master.setup()
+            run_hooks(config, "master-start", log)
+            return master.run()
+        return Keeper(config, reload_config, log).run()
+    except SetupError as err:
+        log(f"nsuwsgi: error: {err}")
+        return EXIT_RUNTIME
+    except hooks.HookError as err:
+        log(f"nsuwsgi: error: {err}")
+        return EXIT_RUNTIME
+
+
+def run_hooks(config: Config, phase: str, log) -> None:
+    """Run one phase's hooks in this process (asap, pre-jail and post-jail run here)."""
+    selected = [h for h in config.hooks if h.phase == phase]
+    if selected:
+        hooks.run_phase(hooks.order_phase(selected), phase, log)
+
+
+# --------------------------------------------------------------------------- the keeper
+
+class Keeper:
+    def __init__(self, config: Config, reload_config: Callable[[], Config], log: Log):
+        self.config = config
+        self.reload_config = reload_config
+        self.log = log
+        self.jail = jail_spec(config)
+        self.child = None
+        self.control: socket.socket | None = None
+        self.exit_code: int | None = None
+
+    def run(self) -> int:
+        master = Master(self.config, self.reload_config, self.log)
+        master.setup_outside_jail()
+        run_hooks(self.config, "pre-jail", self.log)
+        keeper_end, master_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        self.control = keeper_end
+        try:
+            self.child = spawn(self._jail_process_spec(master, master_end), time.monotonic())
+        except SpawnError as err:
+            self.log(f"nsuwsgi: error: cannot start the jail: {err} "
+                     f"[{self.jail.origin}] (hint: {jail_hint(err)})")
+            return EXIT_RUNTIME
+        finally:
+            master_end.close()
+            if master.stats_socket is not None:
+                master.stats_socket.close()
+        self.log(f"[nsuwsgi] jail started (init pid on the host: {self.child.pid})")
+        os.environ["UWSGI_JAIL_PID"] = str(self.child.pid)
+        try:
+            run_hooks(self.config, "post-jail", self.log)
+        except hooks.HookError as err:
+            self.log(f"nsuwsgi: error: {err}")
+            linux.pidfd_send_signal(self.child.pidfd, signal.SIGKILL)
+        return self._wait()
+
+    def _jail_process_spec(self, master: Master, master_end: socket.socket) -> ProcessSpec:
+        keep = [master_end.fileno()]
+        if master.stats_socket is not None:
+            keep.append(master.stats_socket.fileno())
+
+        def inside() -> int:
+            return master.run_in_jail(master_end)
+
+        return ProcessSpec(argv=("nsuwsgi-master",), executable="", env=(),
+                           stdin_devnull=False, pass_fds=tuple(keep), new_session=True,
+                           pdeathsig=int(signal.SIGKILL), jail=plan(self.jail), run=inside)
+
+    def _wait(self) -> int:
+        loop = Loop()
+        for sig in RELAYED:
+            loop.on_signal(sig, self._relay)
+        loop.on_signal(signal.SIGHUP, lambda s: self._reload())
+        loop.add_reader(self.child.pidfd, lambda: self._jail_ended(loop))
+        try:
+            loop.run(until=lambda: self.exit_code is not None)
+        finally:
+            loop.close()
+            os.close(self.child.pidfd)
+            self.control.close()
+        return self.exit_code
+
+    def _relay(self, signum: int) -> None:
+        try:
+            linux.pidfd_send_signal(self.child.pidfd, signum)
+        except ProcessLookupError:
+            pass
+
+    def _jail_ended(self, loop: Loop) -> None:
+        status = linux.reap_pidfd(self.child.pidfd)
+        if status is None:
+            return
+        loop.remove_reader(self.child.pidfd)
+        code = os.waitstatus_to_exitcode(status)
+        self.exit_code = code if code >= 0 else 128 - code
+        self.log(f"[nsuwsgi] jail ended (exit code {self.exit_code})")
+
+    def _reload(self) -> None:
+        """Read the config on the host, check it, and hand it to the master in the jail."""
+        self.log("[nsuwsgi] graceful reload: reading the configuration again")
+        try:
+            new = self.reload_config()
+        except ConfigErrors as errors:
+            for err in errors.errors:
+                self.log(f"[nsuwsgi] reload refused: {err}")
+            self.log("[nsuwsgi] keeping the running configuration")
+            return
+        except UserError as err:
+            self.log(f"[nsuwsgi] reload refused: {err}; keeping the running configuration")
+            return
+        if jail_spec(new) != self.jail:
+            self.log("[nsuwsgi] the jail options changed; they take effect when nsuwsgi "
+                     "restarts (the rest of the new configuration is applied now)")
+        self.control.send(encode_config(new))
+
+
+def jail_hint(err: SpawnError) -> str:
+    if err.errno == 1:          # EPERM
+        return "namespaces, mounts and pivot_root need root"
+    if err.stage == "pivot_root":
+        return "the rootfs must be a directory on a filesystem that allows pivot_root"
+    if err.stage == "bind_mount":
+        return "create the mount point inside the rootfs"
+    return "see docs/namespaces.md"
