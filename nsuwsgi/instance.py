@@ -25,7 +25,7 @@ from typing import Callable
 
 from nsuwsgi import linux
 from nsuwsgi.errors import EXIT_RUNTIME, ConfigErrors, UserError
-from nsuwsgi.jail import hooks
+from nsuwsgi.jail import hooks, net
 from nsuwsgi.jail.plan import plan
 from nsuwsgi.loop import Loop
 from nsuwsgi.master import Log, Master, SetupError
@@ -91,13 +91,14 @@ class Keeper:
             if master.stats_socket is not None:
                 master.stats_socket.close()
         self.log(f"[nsuwsgi] jail started (init pid on the host: {self.child.pid})")
-        os.environ["UWSGI_JAIL_PID"] = str(self.child.pid)
-        try:
-            run_hooks(self.config, "post-jail", self.log)
-        except hooks.HookError as err:
-            self.log(f"nsuwsgi: error: {err}")
-            linux.pidfd_send_signal(self.child.pidfd, signal.SIGKILL)
         return self._wait()
+
+    def _host_side(self, jail_pid: int) -> None:
+        """While the jail waits: post-jail hooks and the veth, outside, as uWSGI does."""
+        os.environ["UWSGI_JAIL_PID"] = str(jail_pid)
+        run_hooks(self.config, "post-jail", self.log)
+        if self.jail.veth is not None:
+            net.setup_veth(jail_pid, self.jail.veth)
 
     def _jail_process_spec(self, master: Master, master_end: socket.socket) -> ProcessSpec:
         keep = [master_end.fileno()]
@@ -109,7 +110,8 @@ class Keeper:
 
         return ProcessSpec(argv=("nsuwsgi-master",), executable="", env=(),
                            stdin_devnull=False, pass_fds=tuple(keep), new_session=True,
-                           pdeathsig=int(signal.SIGKILL), jail=plan(self.jail), run=inside)
+                           pdeathsig=int(signal.SIGKILL), jail=plan(self.jail), run=inside,
+                           host_setup=self._host_side)
 
     def _wait(self) -> int:
         loop = Loop()

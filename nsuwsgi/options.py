@@ -17,6 +17,7 @@ Anything else is unknown, and an error with a did-you-mean.
 from __future__ import annotations
 
 import grp
+import ipaddress
 import json
 import os
 import pwd
@@ -171,6 +172,30 @@ def parse_keep_mount(text: str) -> spec.KeepMount:
                            "write namespace-keep-mount = /usr:/usr:ro")
     source = parts[0]
     return spec.KeepMount(source, parts[1] if len(parts) == 2 else "", readonly)
+
+
+def parse_veth(text: str) -> spec.VethSpec:
+    """`bridge=BR,address=10.200.0.2/24[,gateway=10.200.0.1][,name=eth0]`."""
+    fields = {}
+    for key, value in split_keyvals(text):
+        if key not in ("bridge", "address", "gateway", "name"):
+            raise ValueProblem(f"unknown key '{key}'",
+                               did_you_mean(key, ("bridge", "address", "gateway", "name")) or
+                               "keys: bridge, address, gateway, name")
+        fields[key] = value or ""
+    for needed in ("bridge", "address"):
+        if not fields.get(needed):
+            raise ValueProblem(f"missing {needed}=",
+                               "write bridge=br0,address=10.200.0.2/24,gateway=10.200.0.1")
+    try:
+        ipaddress.ip_interface(fields["address"])
+        if fields.get("gateway"):
+            ipaddress.ip_address(fields["gateway"])
+    except ValueError as err:
+        raise ValueProblem(str(err), "address is CIDR (10.200.0.2/24), gateway an IP") from None
+    if len(fields.get("name", "eth0")) > 15:
+        raise ValueProblem("interface names have at most 15 characters", "name=eth0")
+    return spec.VethSpec(**fields)
 
 
 def parse_unshare(text: str) -> int:
@@ -458,6 +483,9 @@ TABLE: tuple[Option, ...] = (
     Option("namespace-net", parse_presence, "Give the namespace its own network namespace "
            "(only `lo`, which nsuwsgi brings up). Any value turns it on, as in uWSGI.",
            group="jail", aliases=("ns-net",), status=JAIL_STATUS, metavar="ANYTHING"),
+    Option("namespace-net-veth", parse_veth, "Give a namespace-net jail a veth pair into an "
+           "existing host bridge, with this address (nsuwsgi's own option).", group="jail",
+           status=JAIL_STATUS, metavar="bridge=BR,address=CIDR[,gateway=IP][,name=eth0]"),
     Option("unshare", parse_unshare, "unshare() these namespaces before the other jail steps: "
            "a comma list of " + ", ".join(UNSHARE_FLAGS) + ".", group="jail", status=JAIL_STATUS, metavar="LIST"),
     Option("unshare2", parse_unshare, "unshare() these namespaces after chroot/pivot_root.",
@@ -777,6 +805,10 @@ def jail_errors(config: Config) -> list[UserError]:
                 errors.append(UserError(f"mount point '{keep.target}' is missing in the rootfs",
                                         origin=s.origin, option="namespace-keep-mount",
                                         hint=f"create {os.path.join(jail.rootfs, keep.target.lstrip('/'))}"))
+    if jail.veth is not None and not jail.namespaces & linux.CLONE_NEWNET:
+        errors.append(UserError("a veth needs the jail's own network namespace",
+                                origin=config.origin("namespace-net-veth"),
+                                option="namespace-net-veth", hint="add namespace-net = true"))
     for name in ("chroot",):
         if config[name] and not os.path.isdir(config[name]):
             errors.append(UserError(f"directory '{config[name]}' does not exist",
@@ -856,7 +888,7 @@ def jail_spec(config: Config) -> spec.JailSpec | None:
         groups=_groups(uid, gid, not config["no-initgroups"]),
         caps=config["cap"] or frozenset(),
         hooks=tuple(h for h in config.hooks if h.phase in JAILED_HOOK_PHASES),
-        origin=_first_origin(config))
+        veth=config["namespace-net-veth"], origin=_first_origin(config))
 
 
 def _keep_target(keep: spec.KeepMount, rootfs: str | None) -> spec.KeepMount:

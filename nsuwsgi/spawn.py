@@ -17,6 +17,7 @@ import gc
 import os
 import shutil
 import signal
+import socket
 from dataclasses import dataclass
 
 from nsuwsgi import linux
@@ -70,6 +71,7 @@ def spawn(spec: ProcessSpec, now: float) -> Child:
     executable = os.fsencode(spec.executable)
     env = dict(os.fsencode(e).split(b"=", 1) for e in spec.env)
     read_end, write_end = os.pipe2(os.O_CLOEXEC)
+    sync = socket.socketpair() if spec.host_setup is not None else (None, None)
     parent = os.getpid()
     if spec.run is not None:
         gc.collect()                # no half-dead objects may close fds in the child later
@@ -82,9 +84,19 @@ def spawn(spec: ProcessSpec, now: float) -> Child:
         os.close(write_end)
         raise
     if pid == 0:
-        _child(spec, argv, executable, env, write_end, parent)  # never returns
+        _child(spec, argv, executable, env, write_end, parent, sync[1])  # never returns
     signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
     os.close(write_end)
+    if sync[0] is not None:
+        sync[1].close()
+        try:
+            _host_setup(spec, pid, sync[0])
+        except SpawnError:
+            os.close(read_end)
+            _kill_and_reap(pid)
+            raise
+        finally:
+            sync[0].close()
     try:
         report = _read_all(read_end)
     finally:
@@ -140,7 +152,34 @@ def _reap(pid: int) -> None:
         pass
 
 
-def _child(spec, argv, executable, env, errpipe, parent) -> None:
+def _host_setup(spec: ProcessSpec, pid: int, sync: socket.socket) -> None:
+    """Wait until the child's namespaces exist, do the host's part, then let it go on."""
+    if sync.recv(1) != b"R":
+        return                      # the child failed first; its error pipe says why
+    try:
+        spec.host_setup(pid)
+    except Exception as exc:        # noqa: BLE001 - reported as the spawn's failure
+        raise SpawnError("host_setup", getattr(exc, "errno", 0) or 0, str(exc)) from None
+    sync.send(b"G")
+
+
+def _kill_and_reap(pid: int) -> None:
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    _reap(pid)
+
+
+def _wait_for_host(sync) -> None:
+    """Child side of host_setup: say our namespaces exist, wait for the go-ahead."""
+    sync.send(b"R")
+    if sync.recv(1) != b"G":
+        os._exit(127)
+    sync.close()
+
+
+def _child(spec, argv, executable, env, errpipe, parent, sync=None) -> None:
     """Runs in the forked child. Only os calls and the jail's ops; it ends in exec or _exit."""
     stage, detail = "start", ""
     try:
@@ -155,6 +194,9 @@ def _child(spec, argv, executable, env, errpipe, parent) -> None:
         if spec.jail is not None:
             stage = "jail"
             apply.run_ops(spec.jail.init_ops)
+            if sync is not None:
+                stage = "wait_for_host"
+                _wait_for_host(sync)
             if spec.jail.new_pid_namespace:
                 stage = "fork_payload"
                 _become_init_and_fork_payload(spec, errpipe)

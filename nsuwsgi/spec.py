@@ -67,6 +67,9 @@ class ProcessSpec:
     umask: int | None = None
     jail: Any = None                    # a jail.plan.JailPlan, applied between fork and exec
     run: Callable[[], int] | None = field(default=None, compare=False)
+    # Called in the parent with the child's pid once the jail's namespaces exist, before its
+    # payload starts (post-jail hooks, veth setup). The child waits for it.
+    host_setup: Callable[[int], None] | None = field(default=None, compare=False)
     # `run` replaces exec: the jailed child calls it and exits with its result. Used for the
     # master itself when the whole instance lives in a jail (already-imported Python code).
 
@@ -98,8 +101,19 @@ class JailSpec:
     no_new_privs: bool = True
     hooks: tuple = ()                           # jail.hooks.Hook records, in config order
     loopback_up: bool = True                    # a new network namespace gets `lo` up
+    veth: "VethSpec | None" = None
     origin: Origin = field(default=COMMAND_LINE, compare=False)
 
     @property
     def pid_namespace(self) -> bool:
         return bool(self.namespaces & CLONE_NEWPID)
+
+
+@dataclass(frozen=True)
+class VethSpec:
+    """`namespace-net-veth`: a veth pair from a host bridge into the jail's network namespace."""
+
+    bridge: str
+    address: str                    # CIDR inside the jail, e.g. 10.200.0.2/24
+    gateway: str | None = None
+    name: str = "eth0"              # the interface name inside the jail

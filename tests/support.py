@@ -86,13 +86,14 @@ def read_events(path) -> list[dict]:
 class Instance:
     """A real `python -m nsuwsgi` master started by a test."""
 
-    def __init__(self, args, workdir: Path, env=None, stats=True, stdin=subprocess.DEVNULL):
+    def __init__(self, args, workdir: Path, env=None, stats=True, stdin=subprocess.DEVNULL,
+                 prefix=()):
         self.workdir = workdir
         self.sockdir = tempfile.mkdtemp(prefix="nsu", dir="/tmp")
         os.chmod(self.sockdir, 0o777)    # daemons that drop to nobody create sockets here
         self.stats_path = os.path.join(self.sockdir, "stats.sock") if stats else None
         self.logfile = workdir / f"master-{time.monotonic_ns()}.log"
-        argv = [PYTHON, "-m", "nsuwsgi", *args]
+        argv = [*prefix, PYTHON, "-m", "nsuwsgi", *args]    # prefix must exec (ip netns exec)
         if stats:
             argv += ["--stats", self.stats_path]
         full_env = dict(os.environ)
@@ -247,8 +248,8 @@ def nsuwsgi(tmp_path):
     """Factory: nsuwsgi(*args) starts a master in tmp_path; all are cleaned up by pid."""
     started: list[Instance] = []
 
-    def start(*args, env=None, stats=True, stdin=subprocess.DEVNULL) -> Instance:
-        inst = Instance(list(args), tmp_path, env=env, stats=stats, stdin=stdin)
+    def start(*args, env=None, stats=True, stdin=subprocess.DEVNULL, prefix=()) -> Instance:
+        inst = Instance(list(args), tmp_path, env=env, stats=stats, stdin=stdin, prefix=prefix)
         started.append(inst)
         return inst
 
