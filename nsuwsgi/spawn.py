@@ -252,7 +252,7 @@ def _become_init_and_fork_payload(spec, errpipe) -> None:
     init_pid = os.getpid()
     payload = os.fork()
     if payload != 0:
-        os.close(errpipe)           # the payload reports from now on
+        os.closerange(3, 1 << 20)   # init keeps no fd: the payload reports from now on
         init.run_init(payload, spec.jail.init_caps)     # never returns
     _set_pdeathsig(signal.SIGKILL, init_pid)
 

@@ -36,6 +36,13 @@ def rootfs(tmp_path):
     return root
 
 
+def read(path) -> str:
+    try:
+        return path.read_text()
+    except FileNotFoundError:
+        return ""
+
+
 def links_in(netns: str) -> str:
     return subprocess.run(["ip", "-n", netns, "-o", "link"], capture_output=True, text=True,
                           check=True).stdout
@@ -53,8 +60,8 @@ attach-daemon = /bin/sh -c 'cat /proc/net/dev > /tmp/ifaces; exec busybox nc -ll
     inst = nsuwsgi("--ini", str(ini), prefix=["ip", "netns", "exec", test_netns])
     inst.ready()
     inst.wait_running(0)
-    wait_for(lambda: (rootfs / "tmp" / "ifaces").exists(), 10, "the jail's interface list")
-    interfaces = (rootfs / "tmp" / "ifaces").read_text()
+    interfaces = wait_for(lambda: "lo:" in read(rootfs / "tmp" / "ifaces") and
+                          read(rootfs / "tmp" / "ifaces"), 10, "the jail's interface list")
     assert "eth0:" in interfaces and "lo:" in interfaces
     assert "nsu" in links_in(test_netns), "the host end is in the bridge's namespace"
 
@@ -77,7 +84,8 @@ attach-daemon = /bin/sh -c 'cat /proc/net/dev > /tmp/ifaces; busybox ip link > /
 """)
     inst = nsuwsgi("--ini", str(ini))
     inst.ready()
-    wait_for(lambda: (rootfs / "tmp" / "links").exists(), 10, "the jail's interfaces")
+    wait_for(lambda: "lo:" in read(rootfs / "tmp" / "links") and
+             "lo:" in read(rootfs / "tmp" / "ifaces"), 10, "the jail's interfaces")
     names = [line.split(":")[0].strip() for line in
              (rootfs / "tmp" / "ifaces").read_text().splitlines()[2:]]
     assert names == ["lo"]

@@ -118,7 +118,7 @@ def _switch_user(op: p.SwitchUser, log) -> None:
 
 
 def _set_caps(op: p.SetCapabilities, log) -> None:
-    linux.set_capabilities(op.keep)
+    linux.set_capabilities(op.keep, op.ambient)
 
 
 def _no_new_privs(op, log) -> None:

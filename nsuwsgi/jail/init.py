@@ -35,6 +35,7 @@ def run_init(payload_pid: int, keep_caps: frozenset) -> None:
             linux.drop_bounding_set(keep_caps)
             linux.set_capabilities(keep_caps)
         linux.set_no_new_privs()
+        linux.set_dumpable(False)       # jailed processes cannot ptrace or read /proc/1/*
         code = _relay(payload_pid)
     finally:
         os._exit(code)

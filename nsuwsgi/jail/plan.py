@@ -234,6 +234,7 @@ class SwitchUser(Op):
 @dataclass(frozen=True)
 class SetCapabilities(Op):
     keep: frozenset
+    ambient: bool = False       # a payload that left uid 0 keeps them across exec only so
 
     @property
     def stage(self):
@@ -347,7 +348,7 @@ def payload_ops(spec: JailSpec) -> list[Op]:
     ops.append(DropBoundingSet(keep))
     if spec.uid is not None or spec.gid is not None:
         ops.append(SwitchUser(spec.uid, spec.gid, spec.groups, keep_caps=bool(keep)))
-    ops.append(SetCapabilities(keep))
+    ops.append(SetCapabilities(keep, ambient=bool(keep) and spec.uid not in (None, 0)))
     if spec.no_new_privs:
         ops.append(NoNewPrivs())
     hooks = phase_hooks(spec, "as-user")

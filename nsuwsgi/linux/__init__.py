@@ -67,6 +67,10 @@ def set_no_new_privs() -> None:
     prctl.set_no_new_privs(1)
 
 
+def set_dumpable(on: bool) -> None:
+    prctl.set_dumpable(1 if on else 0)
+
+
 # ---- /proc facts about other processes
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -241,11 +245,26 @@ def set_keepcaps(on: bool) -> None:
     prctl.set_keepcaps(on)
 
 
-def set_capabilities(keep: frozenset[int]) -> None:
-    """Effective, permitted and inheritable = `keep` (effective first, as the kernel wants)."""
+PR_CAP_AMBIENT_RAISE = 2
+CAP_NAMES = dict(zip(prctl.ALL_CAPS, prctl.ALL_CAP_NAMES))
+
+
+def set_capabilities(keep: frozenset[int], ambient: bool = False) -> None:
+    """Effective, permitted and inheritable = `keep`; with `ambient`, ambient too.
+
+    After setuid the kernel clears the effective set even with KEEPCAPS, so the kept ones are
+    raised again from the permitted set. A non-root process loses its capabilities on exec
+    unless they are ambient, hence `ambient` for a payload that drops to a uid and execs.
+    """
+    for cap in keep:
+        setattr(prctl.cap_effective, CAP_NAMES[cap], True)
+        setattr(prctl.cap_inheritable, CAP_NAMES[cap], True)
     prctl.cap_effective.limit(*keep)
     prctl.cap_permitted.limit(*keep)
     prctl.cap_inheritable.limit(*keep)
+    if ambient:
+        for cap in keep:
+            _check(_libc.prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, cap, 0, 0))
 
 
 def capability_number(name: str) -> int | None:
