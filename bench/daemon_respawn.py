@@ -215,6 +215,7 @@ class Result:
     backoffs: int = 0           # nsuwsgi "will be started again in" log lines (same)
     wait: float = 0.0
     jitter: float = 0.0
+    load: tuple[float, float] = (0.0, 0.0)   # 1-min load average at start and end
     error: str | None = None
     log_tail: str = ""
 
@@ -409,6 +410,7 @@ class ImportRetry:
 def measure(impl: str, case: str, iterations: int, wait: float, jitter: float, poll: float,
             reaper: Reaper, budget_end) -> Result:
     res = Result(case, impl, wait=wait, jitter=jitter)
+    load_start = os.getloadavg()[0]
     run = Run(impl, case, reaper)
     try:
         run.start()
@@ -465,6 +467,7 @@ def measure(impl: str, case: str, iterations: int, wait: float, jitter: float, p
                 if any(w in line for w in ("Traceback", "Error", "BROKEN", "did not write")):
                     res.notes.append(f"nsuwsgi log: {line.strip()[:200]}")
     finally:
+        res.load = (load_start, os.getloadavg()[0])
         res.notes.extend(run.stop())
         shutil.rmtree(run.dir, ignore_errors=True)
     return res
@@ -619,7 +622,9 @@ def main() -> int:
             extra.append(f"{r.throttled} throttled respawn(s) in uWSGI's log")
         else:
             extra.append(f"{r.backoffs} delayed (backoff) restart(s) in nsuwsgi's log")
-        print(f"{r.case:<6} {r.impl:<8} waited {r.wait:.1f}s + 0-{r.jitter:.1f}s between kills; " + "; ".join(extra))
+        extra.append(f"load average {r.load[0]:.2f} -> {r.load[1]:.2f}")
+        print(f"{r.case:<6} {r.impl:<8} waited {r.wait:.1f}s + 0-{r.jitter:.1f}s between kills; "
+              + "; ".join(extra))
         for note in r.notes:
             print(f"       note: {note}")
         if r.error:

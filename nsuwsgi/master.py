@@ -99,8 +99,13 @@ class Master:
         Members are not our children, so there is no event for them: poll the group every
         20 ms, only while something lingers, and SIGKILL it when the mercy period is over.
         """
-        if sig is not None:
-            _killpg(pgid, sig)
+        try:
+            os.killpg(pgid, sig or 0)       # usually ESRCH: a daemon exec'd directly is alone
+        except ProcessLookupError:
+            self.lifeline.remove(pgid)
+            return
+        except PermissionError:
+            pass
         deadline = self.now() + self.mercy
 
         def check():
@@ -115,7 +120,7 @@ class Master:
             else:
                 self.loop.call_later(0.02, check)
         self.lingering.add(pgid)
-        check()
+        self.loop.call_later(0.02, check)     # off the respawn's critical path
 
     def reap_later(self, child) -> None:
         def reap():
