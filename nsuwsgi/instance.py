@@ -33,7 +33,7 @@ from nsuwsgi.options import Config, encode_config, jail_spec
 from nsuwsgi.spawn import SpawnError, spawn
 from nsuwsgi.spec import ProcessSpec
 
-RELAYED = (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT, signal.SIGUSR1)
+RELAYED = (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2)
 
 
 def run_instance(config: Config, reload_config: Callable[[], Config]) -> int:
@@ -109,7 +109,7 @@ class Keeper:
             return master.run_in_jail(master_end)
 
         return ProcessSpec(argv=("nsuwsgi-master",), executable="", env=(),
-                           stdin_devnull=False, pass_fds=tuple(keep), new_session=True,
+                           stdin_devnull=True, pass_fds=tuple(keep), new_session=True,
                            pdeathsig=int(signal.SIGKILL), jail=plan(self.jail), run=inside,
                            host_setup=self._host_side)
 
@@ -125,7 +125,19 @@ class Keeper:
             loop.close()
             os.close(self.child.pidfd)
             self.control.close()
+            self._vacuum()
         return self.exit_code
+
+    def _vacuum(self) -> None:
+        """`vacuum`: the pidfile and stats socket are the keeper's, on the host."""
+        if not self.config["vacuum"]:
+            return
+        for path in (self.config["pidfile"], self.config["stats"]):
+            if path and (path == self.config["pidfile"] or "/" in path):
+                try:
+                    os.unlink(path)
+                except OSError:
+                    pass
 
     def _relay(self, signum: int) -> None:
         try:
@@ -164,6 +176,9 @@ class Keeper:
 def jail_hint(err: SpawnError) -> str:
     if err.errno == 1:          # EPERM
         return "namespaces, mounts and pivot_root need root"
+    if err.stage == "pivot_root" and err.errno in (16, 22):      # EBUSY, EINVAL
+        return ("pivot_root needs NEW_ROOT to be a mount point (bind it onto itself with "
+                "hook-pre-jail or use namespace =, which does it for you)")
     if err.stage == "pivot_root":
         return "the rootfs must be a directory on a filesystem that allows pivot_root"
     if err.stage == "bind_mount":

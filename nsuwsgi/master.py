@@ -327,11 +327,12 @@ class Master:
         self.lifeline.close()
         if self.stats_socket is not None:
             self.stats_socket.close()
+        if self.config["vacuum"] and self.control is None:     # in a jail the keeper does it
             stats = self.config["stats"]
-            if self.config["vacuum"] and stats and "/" in stats:
+            if stats and "/" in stats:
                 _unlink(stats)
-        if self.config["vacuum"] and self.config["pidfile"]:
-            _unlink(self.config["pidfile"])
+            if self.config["pidfile"]:
+                _unlink(self.config["pidfile"])
         self.watcher.close()
         self.loop.close()
 

@@ -159,6 +159,8 @@ def parse_namespace(text: str) -> tuple[str, str | None]:
     if not rootfs.startswith("/"):
         raise ValueProblem(f"rootfs '{rootfs}' is not an absolute path",
                            "write namespace = /path/to/rootfs[:hostname]")
+    if len(hostname.encode()) > 64:
+        raise ValueProblem(f"hostname '{hostname}' is longer than 64 bytes", "shorten it")
     return rootfs, hostname or None
 
 
@@ -208,6 +210,9 @@ def parse_unshare(text: str) -> int:
             raise ValueProblem(f"unknown namespace '{name}'",
                                did_you_mean(name, UNSHARE_FLAGS) or
                                "use " + ", ".join(UNSHARE_FLAGS))
+        if name == "user":
+            raise ValueProblem("user namespaces are not supported yet (no uid_map is written, "
+                               "so nothing in the jail could work)", "remove 'user'")
         flags |= UNSHARE_NAMES[name]
     return flags
 
@@ -772,7 +777,7 @@ def jail_errors(config: Config) -> list[UserError]:
     """The rootfs and keep-mount sources exist, and we are root."""
     jail = jail_spec(config)
     if jail is None:
-        return []
+        return unjailed_errors(config)
     errors = []
     origin = jail.origin
     if os.geteuid() != 0:
@@ -805,6 +810,17 @@ def jail_errors(config: Config) -> list[UserError]:
                 errors.append(UserError(f"mount point '{keep.target}' is missing in the rootfs",
                                         origin=s.origin, option="namespace-keep-mount",
                                         hint=f"create {os.path.join(jail.rootfs, keep.target.lstrip('/'))}"))
+    if config["unshare2"] and config["unshare2"] & linux.CLONE_NEWPID:
+        errors.append(UserError("unshare2 cannot create a PID namespace (it would make the "
+                                "first daemon PID 1 of a namespace that dies with it)",
+                                origin=config.origin("unshare2"), option="unshare2",
+                                hint="put pid in unshare, or use namespace ="))
+    for d in config.daemons:
+        if d.ns_pid:
+            errors.append(UserError("ns_pid inside a jail is not supported: the jailed master "
+                                    "has no CAP_SYS_ADMIN to make a PID namespace",
+                                    origin=d.origin, option=d.option,
+                                    hint="remove ns_pid; the jail has its own PID namespace"))
     if jail.veth is not None and not jail.namespaces & linux.CLONE_NEWNET:
         errors.append(UserError("a veth needs the jail's own network namespace",
                                 origin=config.origin("namespace-net-veth"),
@@ -814,6 +830,20 @@ def jail_errors(config: Config) -> list[UserError]:
             errors.append(UserError(f"directory '{config[name]}' does not exist",
                                     origin=config.origin(name), option=name,
                                     hint="create it or fix the path"))
+    return errors
+
+
+def unjailed_errors(config: Config) -> list[UserError]:
+    """Options that only mean something in a jail, used without one."""
+    errors = []
+    for s in config.items("namespace-keep-mount"):
+        errors.append(UserError("keep-mounts need a namespace", origin=s.origin,
+                                option="namespace-keep-mount", hint="add namespace = ROOTFS"))
+    for h in config.hooks:
+        if h.phase in ("in-jail", "post-jail"):
+            errors.append(UserError(f"{h.phase} hooks run only with a jail", origin=h.origin,
+                                    option=h.option,
+                                    hint="add namespace/unshare/chroot, or use hook-as-root"))
     return errors
 
 

@@ -18,6 +18,8 @@ import os
 import shutil
 import signal
 import socket
+import sys
+import traceback
 from dataclasses import dataclass
 
 from nsuwsgi import linux
@@ -115,18 +117,21 @@ def _fork(spec: ProcessSpec) -> int:
     unshare(CLONE_NEWPID) only changes where the caller's *next* child goes, so the parent
     unshares, forks, and then setns()es back to its own PID namespace for later children.
     """
-    new_pid_ns = spec.jail is not None and spec.jail.new_pid_namespace
-    own_ns = None
-    try:
-        if new_pid_ns:
-            own_ns = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
-            _or_spawn_error("unshare", "pid", linux.unshare, linux.CLONE_NEWPID)
+    if spec.jail is None or not spec.jail.new_pid_namespace:
         return _or_spawn_error("fork", "", os.fork)
+    own_ns = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        _or_spawn_error("unshare", "pid", linux.unshare, linux.CLONE_NEWPID)
+        try:
+            pid = _or_spawn_error("fork", "", os.fork)
+        except SpawnError:
+            linux.setns(own_ns, linux.CLONE_NEWPID)
+            raise
+        if pid != 0:                # the parent goes back; the child is PID 1 of the new one
+            _or_spawn_error("setns", "pid", linux.setns, own_ns, linux.CLONE_NEWPID)
+        return pid
     finally:
-        if own_ns is not None:
-            if os.getpid() != 1:        # the parent (the child is PID 1 and leaves it alone)
-                linux.setns(own_ns, linux.CLONE_NEWPID)
-            os.close(own_ns)
+        os.close(own_ns)
 
 
 def _or_spawn_error(stage: str, detail: str, func, *args):
@@ -255,6 +260,7 @@ def _become_init_and_fork_payload(spec, errpipe) -> None:
         os.closerange(3, 1 << 20)   # init keeps no fd: the payload reports from now on
         init.run_init(payload, spec.jail.init_caps)     # never returns
     _set_pdeathsig(signal.SIGKILL, init_pid)
+    os.setpgid(0, 0)                # its own group: init relays signals to all of it
 
 
 def _switch_user(spec) -> None:
@@ -274,6 +280,9 @@ def _run_python_payload(spec, errpipe) -> None:
     code = 1
     try:
         code = spec.run()
+    except BaseException:           # a bug in nsuwsgi: say so before the process ends
+        traceback.print_exc()
+        sys.stderr.flush()
     finally:
         os._exit(code if isinstance(code, int) else 1)
 

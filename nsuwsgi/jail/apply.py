@@ -80,6 +80,18 @@ def _read_only(op: p.ReadOnlyRebind, log) -> None:
                 linux.MS_NOSUID | linux.MS_NODEV | linux.MS_NOEXEC)
 
 
+def _mask(op: p.MaskPath, log) -> None:
+    if not os.path.exists(op.path):
+        return
+    if os.path.isdir(op.path):
+        linux.mount("tmpfs", op.path, "tmpfs", linux.MS_RDONLY | linux.MS_NOSUID |
+                    linux.MS_NODEV | linux.MS_NOEXEC, "size=0")
+        return
+    if not os.path.exists("/dev/null"):
+        raise JailError("mask", errno.ENOENT, f"{op.path} (the rootfs has no /dev/null)")
+    linux.mount("/dev/null", op.path, None, linux.MS_BIND)
+
+
 def _hostname(op: p.SetHostname, log) -> None:
     linux.sethostname(op.name)
 
@@ -125,6 +137,10 @@ def _no_new_privs(op, log) -> None:
     linux.set_no_new_privs()
 
 
+def _deny_keyrings(op, log) -> None:
+    linux.deny_keyring_syscalls()
+
+
 def _stderr(message: str) -> None:
     os.write(2, (message + "\n").encode(errors="replace"))
 
@@ -138,6 +154,7 @@ APPLY = {
     p.Chroot: _chroot,
     p.MountProc: _mount_proc,
     p.ReadOnlyRebind: _read_only,
+    p.MaskPath: _mask,
     p.SetHostname: _hostname,
     p.LoopbackUp: _loopback_up,
     p.RunHooks: _run_hooks,
@@ -145,4 +162,5 @@ APPLY = {
     p.SwitchUser: _switch_user,
     p.SetCapabilities: _set_caps,
     p.NoNewPrivs: _no_new_privs,
+    p.DenyKeyrings: _deny_keyrings,
 }

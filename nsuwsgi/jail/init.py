@@ -5,15 +5,19 @@ where the jailed master is PID 1), orphans of daemons pile up as zombies and sig
 a handler are silently dropped by the kernel. So nsuwsgi's first process stays a tiny init,
 in the manner of tini: all signals blocked and taken with sigwaitinfo, SIGCHLD reaps
 everything, any other signal goes to the payload, and when the payload exits init exits with
-the same status (128+N for a signal), which tears the whole namespace down.
+the same status (128+N for a signal), which tears the whole namespace down. Before it does, what
+is left (say, the children of a shell payload) gets SIGTERM and a few seconds to finish.
 
-It runs in a forked child; it uses only os/signal calls and never returns.
+The payload leads its own process group, so a signal reaches a shell payload's children
+too, as it would without the namespace. Init runs in a forked child; it uses only os/signal
+calls and never returns.
 """
 
 from __future__ import annotations
 
 import os
 import signal
+import time
 
 from nsuwsgi import linux
 
@@ -41,18 +45,41 @@ def run_init(payload_pid: int, keep_caps: frozenset) -> None:
         os._exit(code)
 
 
+LEFTOVER_GRACE = 5.0     # seconds the rest of the namespace gets once the payload has ended
+
+
 def _relay(payload_pid: int) -> int:
     wanted = RELAYED | {signal.SIGCHLD}
     while True:
         status = _reap_all(payload_pid)
         if status is not None:
+            _end_leftovers()
             return exit_code(status)
         info = signal.sigwaitinfo(wanted)
         if info.si_signo != signal.SIGCHLD:
             try:
-                os.kill(payload_pid, info.si_signo)
+                os.killpg(payload_pid, info.si_signo)   # a shell payload's children too
             except ProcessLookupError:
                 pass
+
+
+def _end_leftovers() -> None:
+    """The payload ended: SIGTERM whatever is left (a shell's children), reap it, bounded.
+
+    Exiting at once would SIGKILL them with the namespace before they could handle SIGTERM.
+    """
+    try:
+        os.kill(-1, signal.SIGTERM)         # from PID 1: every other process in the namespace
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + LEFTOVER_GRACE
+    while time.monotonic() < deadline:
+        try:
+            while os.waitpid(-1, os.WNOHANG)[0] != 0:
+                pass
+        except ChildProcessError:
+            return                          # nobody left
+        signal.sigtimedwait({signal.SIGCHLD}, max(0.0, deadline - time.monotonic()))
 
 
 def _reap_all(payload_pid: int) -> int | None:

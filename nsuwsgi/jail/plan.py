@@ -46,6 +46,10 @@ CAP_KILL = 5
 
 # Parts of /proc that reach the whole machine: read-only inside, as bubblewrap does.
 PROC_READ_ONLY = ("/proc/sys", "/proc/sysrq-trigger", "/proc/irq", "/proc/bus")
+# Parts that leak the host's state (key descriptions, kernel memory, timers): hidden behind
+# /dev/null or an empty read-only tmpfs, as Docker's masked paths do.
+PROC_MASKED = ("/proc/keys", "/proc/kcore", "/proc/timer_list", "/proc/sched_debug",
+               "/proc/latency_stats", "/proc/acpi", "/proc/scsi", "/proc/asound")
 
 
 @dataclass(frozen=True)
@@ -171,6 +175,21 @@ class ReadOnlyRebind(Op):
 
 
 @dataclass(frozen=True)
+class MaskPath(Op):
+    """Hide a path: /dev/null over a file, an empty read-only tmpfs over a directory."""
+
+    path: str
+
+    @property
+    def stage(self):
+        return "mask"
+
+    @property
+    def detail(self):
+        return self.path
+
+
+@dataclass(frozen=True)
 class SetHostname(Op):
     name: str
 
@@ -250,6 +269,17 @@ class NoNewPrivs(Op):
     @property
     def stage(self):
         return "no_new_privs"
+
+
+@dataclass(frozen=True)
+class DenyKeyrings(Op):
+    """Kernel keyrings are per uid, not per namespace: without this, root in the jail could
+    read and write the host root's keys. A seccomp filter makes add_key/keyctl/request_key
+    fail with EPERM, for every ABI (Docker's default profile does the same)."""
+
+    @property
+    def stage(self):
+        return "seccomp"
 
 
 @dataclass(frozen=True)
@@ -336,6 +366,7 @@ def rootfs_ops(spec: JailSpec) -> list[Op]:
     if spec.pid_namespace:
         ops.append(MountProc())
         ops += [ReadOnlyRebind(path) for path in PROC_READ_ONLY]
+        ops += [MaskPath(path) for path in PROC_MASKED]
     return ops
 
 
@@ -351,6 +382,7 @@ def payload_ops(spec: JailSpec) -> list[Op]:
     ops.append(SetCapabilities(keep, ambient=bool(keep) and spec.uid not in (None, 0)))
     if spec.no_new_privs:
         ops.append(NoNewPrivs())
+        ops.append(DenyKeyrings())
     hooks = phase_hooks(spec, "as-user")
     if hooks:
         ops.append(RunHooks("as-user", hooks))

@@ -225,9 +225,16 @@ _libc.prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_u
                         ctypes.c_ulong]
 
 
-def last_cap() -> int:
+def _read_last_cap() -> int:
     with open("/proc/sys/kernel/cap_last_cap") as f:
         return int(f.read())
+
+
+LAST_CAP = _read_last_cap()     # read now: inside a chroot there may be no /proc
+
+
+def last_cap() -> int:
+    return LAST_CAP
 
 
 def drop_bounding_set(keep: frozenset[int]) -> None:
@@ -292,3 +299,70 @@ def interface_up(name: str) -> None:
         request = struct.pack("16sH14x", name.encode(), 0)
         flags = struct.unpack("16sH14x", fcntl.ioctl(sock, SIOCGIFFLAGS, request))[1]
         fcntl.ioctl(sock, SIOCSIFFLAGS, struct.pack("16sH14x", name.encode(), flags | IFF_UP))
+
+
+# ---- seccomp: refuse a few system calls with EPERM
+
+PR_SET_SECCOMP = 22
+SECCOMP_MODE_FILTER = 2
+SECCOMP_RET_ALLOW = 0x7FFF0000
+SECCOMP_RET_ERRNO = 0x00050000
+AUDIT_ARCH_X86_64 = 0xC000003E
+AUDIT_ARCH_I386 = 0x40000003
+AUDIT_ARCH_AARCH64 = 0xC00000B7
+X32_SYSCALL_BIT = 0x40000000
+
+# add_key, request_key, keyctl for each ABI a process on this machine can call through.
+KEYRING_SYSCALLS = {
+    AUDIT_ARCH_X86_64: (248, 249, 250),
+    AUDIT_ARCH_I386: (286, 287, 288),
+    AUDIT_ARCH_AARCH64: (217, 218, 219),
+}
+
+BPF_LD_W_ABS = 0x20
+BPF_JEQ_K = 0x15
+BPF_ALU_AND_K = 0x54
+BPF_RET_K = 0x06
+
+
+class _SockFilter(ctypes.Structure):
+    _fields_ = [("code", ctypes.c_ushort), ("jt", ctypes.c_ubyte), ("jf", ctypes.c_ubyte),
+                ("k", ctypes.c_uint32)]
+
+
+class _SockFprog(ctypes.Structure):
+    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.POINTER(_SockFilter))]
+
+
+def keyring_filter(syscalls: dict[int, tuple[int, ...]]) -> list[tuple[int, int, int, int]]:
+    """A classic-BPF program: EPERM for the listed syscalls of each architecture."""
+    deny = ("ret", SECCOMP_RET_ERRNO | 1)           # EPERM
+    program: list = []
+    for arch, numbers in syscalls.items():
+        body = [(BPF_LD_W_ABS, 0, 0, 0)]            # seccomp_data.nr
+        if arch == AUDIT_ARCH_X86_64:
+            body.append((BPF_ALU_AND_K, 0, 0, 0xFFFFFFFF & ~X32_SYSCALL_BIT))
+        for i, number in enumerate(numbers):
+            remaining = len(numbers) - i - 1
+            body.append((BPF_JEQ_K, remaining + 1, 0, number))     # to the EPERM below
+        body.append((BPF_RET_K, 0, 0, SECCOMP_RET_ALLOW))
+        body.append((BPF_RET_K, 0, 0, deny[1]))
+        program.append((BPF_LD_W_ABS, 0, 0, 4))     # seccomp_data.arch
+        program.append((BPF_JEQ_K, 0, len(body), arch))
+        program.extend(body)
+    program.append((BPF_RET_K, 0, 0, SECCOMP_RET_ALLOW))
+    return program
+
+
+def deny_keyring_syscalls() -> None:
+    """Kernel keyrings are not namespaced: keep jailed processes away from root's (needs nnp)."""
+    program = keyring_filter(KEYRING_SYSCALLS)
+    array = (_SockFilter * len(program))(*[_SockFilter(*ins) for ins in program])
+    fprog = _SockFprog(len(program), array)
+    _libc.prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_void_p, ctypes.c_ulong,
+                            ctypes.c_ulong]
+    try:
+        _check(_libc.prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.addressof(fprog), 0, 0))
+    finally:
+        _libc.prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong,
+                                ctypes.c_ulong]
