@@ -395,4 +395,4 @@ def phase_hooks(spec: JailSpec, phase: str) -> tuple:
 
 def join_under(root: str, path: str) -> str:
     """`path` (absolute, as seen inside the jail) as a host path under `root`."""
-    return os.path.normpath(root + "/" + path.lstrip("/"))
+    return os.path.normpath(os.path.join(root, path.lstrip("/")))
