@@ -6,14 +6,16 @@ counted for anyone). Four variants, measured in the same run, interleaved round-
 
   nsuwsgi-jail   nsuwsgi.spawn.spawn() of /bin/true (busybox applet) in a jail: PID + mount +
                  UTS + IPC namespaces, pivot into a busybox rootfs built once under /tmp, a
-                 fresh /proc (and its read-only sub-mounts), hostname, uid/gid drop to nobody
-                 (the plan's SwitchUser op), bounding set / caps / no_new_privs. With a PID
-                 namespace the pid spawn() returns is the namespace's init (PID 1): it forks
-                 the payload, reaps it and exits with its status. That is part of the cost.
+                 fresh /proc, hostname, uid/gid drop to nobody (the plan's SwitchUser op), and
+                 whatever else nsuwsgi.jail.plan.plan() adds for that JailSpec (read-only or
+                 masked /proc paths, bounding set, capabilities, no_new_privs, seccomp...).
+                 With a PID namespace the pid spawn() returns is the namespace's init (PID 1):
+                 it forks the payload, reaps it and exits with its status. That is part of the
+                 cost.
   bwrap          `bwrap --unshare-all --ro-bind / / --proc /proc --dev /dev true`, started
-                 with os.posix_spawn, waited with os.waitpid. Note --unshare-all also makes a
-                 network, cgroup and (when permitted) user namespace, which nsuwsgi-jail
-                 does not; it does not drop to nobody (it stays uid 0 with no capabilities).
+                 with os.posix_spawn, waited with os.waitpid. As root, --unshare-all makes a
+                 user, PID, mount, network, IPC, UTS and cgroup namespace; the payload stays
+                 uid 0 of its user namespace (no_new_privs set, no uid drop, no seccomp).
   unshare        `unshare -pmunif --fork true` (util-linux; -n is a network namespace too; no
                  new root, no /proc, no uid drop), os.posix_spawn + os.waitpid.
   nsuwsgi-plain  the floor: nsuwsgi.spawn.spawn() of the host's /bin/true with no jail.

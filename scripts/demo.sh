@@ -1,16 +1,27 @@
 #!/usr/bin/env bash
-# Sets up nsuwsgi and runs the embedded demo in the foreground: one master supervising a
-# memcached, a redis-server and a small Python ticker, all on unix sockets under ./var/demo.
-# Ctrl-C (SIGINT) stops it; `kill -HUP <pid>` reloads it. DEMO_SECONDS=N stops it after N s.
+# Sets up nsuwsgi and runs the embedded demo in the foreground: a master supervising memcached,
+# redis-server and a small ticker. As root the master and its daemons run jailed (their own
+# PID, mount, UTS, IPC and network namespaces in a busybox rootfs built with `nsuwsgi rootfs`);
+# otherwise they run plainly. Ctrl-C (SIGINT) stops it; `kill -HUP <pid>` reloads it.
+# DEMO_SECONDS=N stops it after N seconds.
 set -euo pipefail
 here="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$here"
 bash scripts/setup.sh
 mkdir -p var/demo
 chmod 0777 var/demo      # memcached drops to nobody before it creates its socket
-echo "demo: memcached at unix:$here/var/demo/memcached.sock, redis at unix:$here/var/demo/redis.sock"
+if [ "$(id -u)" = 0 ]; then
+  .venv/bin/nsuwsgi rootfs var/demo/root --usr-from-host >/dev/null
+  chmod 1777 var/demo/root/tmp
+  config=examples/demo-jail.ini
+  sockets="$here/var/demo/root/tmp"
+else
+  config=examples/demo.ini
+  sockets="$here/var/demo"
+fi
+echo "demo: $config: memcached at unix:$sockets/memcached.sock, redis at unix:$sockets/redis.sock"
 echo "demo: stats: .venv/bin/python -m nsuwsgi.stats var/demo/stats.sock"
 if [ -n "${DEMO_SECONDS:-}" ]; then
-  exec timeout --signal=TERM "$DEMO_SECONDS" .venv/bin/nsuwsgi --ini examples/demo.ini
+  exec timeout --signal=TERM "$DEMO_SECONDS" .venv/bin/nsuwsgi --ini "$config"
 fi
-exec .venv/bin/nsuwsgi --ini examples/demo.ini
+exec .venv/bin/nsuwsgi --ini "$config"
