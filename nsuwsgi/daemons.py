@@ -276,7 +276,9 @@ class Daemon:
             cwd=decl.chdir, uid=decl.uid, gid=gid, groups=groups,
             stdin_devnull=not (decl.stdin or self.host.honour_stdin),
             new_session=True,
-            pdeathsig=int(signal.SIGKILL) if self.is_dumb else 0,
+            # No PDEATHSIG: it would reach only the direct child and force the slow fork
+            # road; the lifeline kills a dumb daemon's whole group when the master dies.
+            pdeathsig=0,
             daemonize_pidfile=decl.pidfile if decl.mode == SMART2 else None,
             jail=jail,
         )
@@ -301,6 +303,8 @@ class Daemon:
         spec = self._process_spec()
         verb = "respawning" if self.machine.spawns > 1 else "spawning"
         self.spawned_at = linux.boottime()
+        if self.is_dumb:
+            self.host.lifeline_ready()          # before the spawn: no window without it
         try:
             self.child = spawn(spec, self.host.now())
         except SpawnError as err:
@@ -578,6 +582,7 @@ class DaemonHost:
     def environment(self) -> dict[str, str]: ...
     def control_daemon_died(self, daemon: Daemon) -> None: ...
     def lifeline_add(self, pgid: int) -> None: ...
+    def lifeline_ready(self) -> None: ...
     def lifeline_remove(self, pgid: int) -> None: ...
     def linger(self, pgid: int, sig: int | None) -> None: ...
     def reap_later(self, child) -> None: ...

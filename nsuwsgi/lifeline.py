@@ -26,7 +26,7 @@ class Lifeline:
         self.groups: set[int] = set()
 
     def add(self, pgid: int) -> None:
-        self._ensure_started()
+        self.start()
         self.groups.add(pgid)
         self._send(f"+{pgid}\n")
 
@@ -42,7 +42,7 @@ class Lifeline:
             except OSError:
                 pass
 
-    def _ensure_started(self) -> None:
+    def start(self) -> None:
         if self.pid is not None:
             return
         read_fd, write_fd = os.pipe2(os.O_CLOEXEC)

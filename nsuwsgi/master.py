@@ -90,6 +90,9 @@ class Master:
     def lifeline_add(self, pgid: int) -> None:
         self.lifeline.add(pgid)
 
+    def lifeline_ready(self) -> None:
+        self.lifeline.start()
+
     def lifeline_remove(self, pgid: int) -> None:
         self.lifeline.remove(pgid)
 

@@ -19,6 +19,8 @@ import os
 import signal
 import time
 
+import _signal
+
 from nsuwsgi import linux
 
 RELAYED = set(range(1, signal.NSIG)) - {signal.SIGKILL, signal.SIGSTOP, signal.SIGCHLD, 32, 33}
@@ -34,10 +36,9 @@ def run_init(payload_pid: int, keep_caps: frozenset) -> None:
     """Relay and reap until the payload ends, then exit with its status. Never returns."""
     code = 1
     try:
-        signal.pthread_sigmask(signal.SIG_BLOCK, RELAYED | {signal.SIGCHLD})
+        _signal.pthread_sigmask(_signal.SIG_BLOCK, RELAYED | {signal.SIGCHLD})
         if os.geteuid() == 0:
-            linux.drop_bounding_set(keep_caps)
-            linux.set_capabilities(keep_caps)
+            _drop_to(keep_caps)
         linux.set_no_new_privs()
         linux.set_dumpable(False)       # jailed processes cannot ptrace or read /proc/1/*
         code = _relay(payload_pid)
@@ -46,6 +47,25 @@ def run_init(payload_pid: int, keep_caps: frozenset) -> None:
 
 
 LEFTOVER_GRACE = 5.0     # seconds the rest of the namespace gets once the payload has ended
+
+
+def _drop_to(keep_caps: frozenset) -> None:
+    """Keep only what init needs. The bounding set may already be cut to the payload's set
+    (init applied the payload's ops itself); without CAP_SETPCAP it stays that way."""
+    try:
+        linux.drop_bounding_set(keep_caps)
+    except OSError:
+        pass
+    linux.set_capabilities(keep_caps & _permitted())
+
+
+def _permitted() -> frozenset:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("CapPrm:"):
+                mask = int(line.split()[1], 16)
+                return frozenset(cap for cap in range(64) if mask >> cap & 1)
+    return frozenset()
 
 
 def _relay(payload_pid: int) -> int:

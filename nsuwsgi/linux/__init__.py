@@ -16,6 +16,7 @@ import socket
 import struct
 import time
 
+import _prctl
 import prctl
 
 _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
@@ -253,22 +254,19 @@ def set_keepcaps(on: bool) -> None:
 
 
 PR_CAP_AMBIENT_RAISE = 2
-CAP_NAMES = dict(zip(prctl.ALL_CAPS, prctl.ALL_CAP_NAMES))
+EVERY_CAP = tuple(range(LAST_CAP + 1))
 
 
 def set_capabilities(keep: frozenset[int], ambient: bool = False) -> None:
-    """Effective, permitted and inheritable = `keep`; with `ambient`, ambient too.
+    """Effective, permitted and inheritable = `keep` in one capset(); with `ambient`, ambient too.
 
     After setuid the kernel clears the effective set even with KEEPCAPS, so the kept ones are
     raised again from the permitted set. A non-root process loses its capabilities on exec
     unless they are ambient, hence `ambient` for a payload that drops to a uid and execs.
     """
-    for cap in keep:
-        setattr(prctl.cap_effective, CAP_NAMES[cap], True)
-        setattr(prctl.cap_inheritable, CAP_NAMES[cap], True)
-    prctl.cap_effective.limit(*keep)
-    prctl.cap_permitted.limit(*keep)
-    prctl.cap_inheritable.limit(*keep)
+    kept = sorted(keep)
+    dropped = [cap for cap in EVERY_CAP if cap not in keep]
+    _prctl.set_caps(kept, kept, kept, dropped, dropped, dropped)
     if ambient:
         for cap in keep:
             _check(_libc.prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, cap, 0, 0))
@@ -354,15 +352,19 @@ def keyring_filter(syscalls: dict[int, tuple[int, ...]]) -> list[tuple[int, int,
     return program
 
 
+def _compile(program) -> _SockFprog:
+    array = (_SockFilter * len(program))(*[_SockFilter(*ins) for ins in program])
+    return _SockFprog(len(program), array)
+
+
+# Built once at import: the forked child only makes the system call.
+_KEYRING_FPROG = _compile(keyring_filter(KEYRING_SYSCALLS))
+_prctl_pointer = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_int, ctypes.c_ulong, ctypes.c_void_p,
+                                  ctypes.c_ulong, ctypes.c_ulong, use_errno=True)(
+                                      ("prctl", _libc))
+
+
 def deny_keyring_syscalls() -> None:
     """Kernel keyrings are not namespaced: keep jailed processes away from root's (needs nnp)."""
-    program = keyring_filter(KEYRING_SYSCALLS)
-    array = (_SockFilter * len(program))(*[_SockFilter(*ins) for ins in program])
-    fprog = _SockFprog(len(program), array)
-    _libc.prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_void_p, ctypes.c_ulong,
-                            ctypes.c_ulong]
-    try:
-        _check(_libc.prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.addressof(fprog), 0, 0))
-    finally:
-        _libc.prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong,
-                                ctypes.c_ulong]
+    _check(_prctl_pointer(PR_SET_SECCOMP, SECCOMP_MODE_FILTER,
+                          ctypes.addressof(_KEYRING_FPROG), 0, 0))
