@@ -141,8 +141,8 @@ def jail_process_spec(rootfs: str, argv: tuple[str, ...] = (TRUE_JAIL,), **extra
 
 
 def plain_process_spec():
-    return NS.ProcessSpec(argv=(TRUE_HOST,), executable=TRUE_HOST, env=CHILD_ENV,
-                          pdeathsig=int(signal.SIGKILL))
+    """As a dumb daemon is spawned: nothing posix_spawn cannot do, so the vfork road."""
+    return NS.ProcessSpec(argv=(TRUE_HOST,), executable=TRUE_HOST, env=CHILD_ENV)
 
 
 def check_jail(rootfs: str) -> str:
