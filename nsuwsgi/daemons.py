@@ -270,10 +270,15 @@ class Daemon:
         if decl.uid is not None or gid is not None:
             groups = self._groups_for(decl.uid, gid)
         executable = resolve_executable(self.argv[0], env)
-        jail = plan(JailSpec(namespaces=linux.CLONE_NEWPID)) if decl.ns_pid else None
+        uid = decl.uid
+        jail = None
+        if decl.ns_pid:     # the jail's plan switches user, and sets caps for that user
+            jail = plan(JailSpec(namespaces=linux.CLONE_NEWPID, uid=uid, gid=gid,
+                                 groups=groups))
+            uid = gid = groups = None
         return ProcessSpec(
             argv=tuple(self.argv), executable=executable, env=daemon_env(env),
-            cwd=decl.chdir, uid=decl.uid, gid=gid, groups=groups,
+            cwd=decl.chdir, uid=uid, gid=gid, groups=groups,
             stdin_devnull=not (decl.stdin or self.host.honour_stdin),
             new_session=True,
             # No PDEATHSIG: it would reach only the direct child and force the slow fork

@@ -24,11 +24,11 @@ import time
 from typing import Callable
 
 from nsuwsgi import linux
-from nsuwsgi.errors import EXIT_RUNTIME, ConfigErrors, UserError
+from nsuwsgi.errors import EXIT_RUNTIME
 from nsuwsgi.jail import hooks, net
 from nsuwsgi.jail.plan import plan
 from nsuwsgi.loop import Loop
-from nsuwsgi.master import Log, Master, SetupError
+from nsuwsgi.master import Log, Master, SetupError, read_new_config
 from nsuwsgi.options import Config, encode_config, jail_spec
 from nsuwsgi.spawn import SpawnError, spawn
 from nsuwsgi.spec import ProcessSpec
@@ -157,15 +157,8 @@ class Keeper:
     def _reload(self) -> None:
         """Read the config on the host, check it, and hand it to the master in the jail."""
         self.log("[nsuwsgi] graceful reload: reading the configuration again")
-        try:
-            new = self.reload_config()
-        except ConfigErrors as errors:
-            for err in errors.errors:
-                self.log(f"[nsuwsgi] reload refused: {err}")
-            self.log("[nsuwsgi] keeping the running configuration")
-            return
-        except UserError as err:
-            self.log(f"[nsuwsgi] reload refused: {err}; keeping the running configuration")
+        new = read_new_config(self.reload_config, self.log)
+        if new is None:
             return
         if jail_spec(new) != self.jail:
             self.log("[nsuwsgi] the jail options changed; they take effect when nsuwsgi "
@@ -176,9 +169,6 @@ class Keeper:
 def jail_hint(err: SpawnError) -> str:
     if err.errno == 1:          # EPERM
         return "namespaces, mounts and pivot_root need root"
-    if err.stage == "pivot_root" and err.errno in (16, 22):      # EBUSY, EINVAL
-        return ("pivot_root needs NEW_ROOT to be a mount point (bind it onto itself with "
-                "hook-pre-jail or use namespace =, which does it for you)")
     if err.stage == "pivot_root":
         return "the rootfs must be a directory on a filesystem that allows pivot_root"
     if err.stage == "bind_mount":

@@ -272,15 +272,8 @@ class Master:
             return
         if read_config is None:
             self.log("[nsuwsgi] graceful reload: reading the configuration again")
-        try:
-            new = (read_config or self.reload_config)()
-        except ConfigErrors as errors:
-            for err in errors.errors:
-                self.log(f"[nsuwsgi] reload refused: {err}")
-            self.log("[nsuwsgi] keeping the running configuration")
-            return
-        except UserError as err:
-            self.log(f"[nsuwsgi] reload refused: {err}; keeping the running configuration")
+        new = read_new_config(read_config or self.reload_config, self.log)
+        if new is None:
             return
         for name in RESTART_ONLY:
             if new[name] != self.config[name]:
@@ -360,6 +353,19 @@ class Master:
             "workers": [],
             "daemons": [d.stats() for d in self.daemons],
         }
+
+
+def read_new_config(read: Callable[[], Config], log) -> Config | None:
+    """A reload's new config, or None after logging why it was refused (the old one stays)."""
+    try:
+        return read()
+    except ConfigErrors as errors:
+        for err in errors.errors:
+            log(f"[nsuwsgi] reload refused: {err}")
+    except UserError as err:
+        log(f"[nsuwsgi] reload refused: {err}")
+    log("[nsuwsgi] keeping the running configuration")
+    return None
 
 
 # --------------------------------------------------------------------------- process setup

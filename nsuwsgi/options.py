@@ -778,11 +778,11 @@ def jail_errors(config: Config) -> list[UserError]:
     jail = jail_spec(config)
     if jail is None:
         return unjailed_errors(config)
-    errors = []
+    errors = keep_mount_errors(config)
     origin = jail.origin
     if os.geteuid() != 0:
         errors.append(UserError("namespaces, mounts and pivot_root need root", origin=origin,
-                                option="namespace" if jail.rootfs else "unshare",
+                                option=_first_jail_option(config),
                                 hint="run nsuwsgi as root (user namespaces are not supported "
                                      "yet)"))
     if jail.rootfs:
@@ -833,12 +833,18 @@ def jail_errors(config: Config) -> list[UserError]:
     return errors
 
 
+def keep_mount_errors(config: Config) -> list[UserError]:
+    """Keep-mounts go into a namespace's rootfs; without `namespace` they would be dropped."""
+    if config["namespace"]:
+        return []
+    return [UserError("keep-mounts need a namespace rootfs", origin=s.origin,
+                      option="namespace-keep-mount", hint="add namespace = ROOTFS")
+            for s in config.items("namespace-keep-mount")]
+
+
 def unjailed_errors(config: Config) -> list[UserError]:
     """Options that only mean something in a jail, used without one."""
-    errors = []
-    for s in config.items("namespace-keep-mount"):
-        errors.append(UserError("keep-mounts need a namespace", origin=s.origin,
-                                option="namespace-keep-mount", hint="add namespace = ROOTFS"))
+    errors = keep_mount_errors(config)
     for h in config.hooks:
         if h.phase in ("in-jail", "post-jail"):
             errors.append(UserError(f"{h.phase} hooks run only with a jail", origin=h.origin,
@@ -949,11 +955,12 @@ def _groups(uid: int | None, gid: int | None, initgroups: bool) -> tuple[int, ..
     return (gid,)
 
 
+def _first_jail_option(config: Config) -> str:
+    return next((name for name in JAIL_OPTIONS if config.is_set(name)), "namespace")
+
+
 def _first_origin(config: Config) -> Origin:
-    for name in JAIL_OPTIONS:
-        if config.is_set(name):
-            return config.origin(name)
-    return Origin()
+    return config.origin(_first_jail_option(config)) or Origin()
 
 
 def encode_config(config: Config) -> bytes:

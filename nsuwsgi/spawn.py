@@ -127,7 +127,8 @@ def _plain(spec: ProcessSpec) -> bool:
     """Nothing between fork and exec but what posix_spawn itself can do."""
     return (spec.jail is None and spec.run is None and spec.daemonize_pidfile is None and
             not spec.pdeathsig and spec.cwd is None and spec.umask is None and
-            spec.uid is None and spec.gid is None and spec.groups is None)
+            spec.uid is None and spec.gid is None and spec.groups is None and
+            os.path.isdir("/proc/self/fd"))     # to find inheritable fds (a chroot may lack it)
 
 
 def _posix_spawn(spec: ProcessSpec, executable: bytes, argv, env, keep) -> int:
@@ -336,11 +337,13 @@ def _become_init_and_spawn_payload(spec, executable, argv, env, errpipe) -> None
     _close_fds(spec.pass_fds, errpipe)
     if spec.umask is not None:
         os.umask(spec.umask)
-    if spec.cwd:
-        try:
+    try:
+        if spec.cwd:
             os.chdir(spec.cwd)
-        except OSError as exc:
-            raise apply.JailError("chdir", exc.errno or 0, spec.cwd) from None
+        _switch_user(spec)
+    except OSError as exc:
+        raise apply.JailError("chdir" if spec.cwd else "setuid", exc.errno or 0,
+                              spec.cwd or "") from None
     pid = _posix_spawn_payload(spec, executable, argv, env)
     os.closerange(3, 1 << 20)       # the error pipe too: the parent reads EOF, success
     init.run_init(pid, spec.jail.init_caps)     # never returns

@@ -57,6 +57,9 @@ def _pivot_into(op: p.PivotInto, log) -> None:
 
 def _pivot_keep_old(op: p.PivotRootKeepOld, log) -> None:
     linux.mount(None, "/", None, linux.MS_REC | linux.MS_PRIVATE)
+    # pivot_root needs NEW_ROOT to be a mount point; uWSGI leaves that to a hook that would
+    # run on the host. Bind it onto itself here, inside the jail's own mount namespace.
+    linux.mount(op.new_root, op.new_root, None, linux.MS_BIND | linux.MS_REC)
     os.chdir(op.new_root)
     relative = os.path.relpath(op.put_old, op.new_root)
     linux.pivot_root(".", relative)
