@@ -27,6 +27,7 @@ from typing import Any, Callable
 
 from nsuwsgi import linux, spec
 from nsuwsgi.jail import hooks
+from nsuwsgi.server import sockets
 from nsuwsgi.errors import (ConfigErrors, Origin, UserError, ValueProblem,
                             did_you_mean)
 from nsuwsgi.uwsgi_names import UWSGI_OPTION_NAMES
@@ -35,6 +36,7 @@ SUPPORTED = "supported"
 IGNORED = "ignored"
 REFUSED = "refused"
 JAIL_STATUS = SUPPORTED     # flip to REFUSED to disable the isolation options
+SERVER_STATUS = IGNORED     # the prefork server's options, until it is complete
 
 
 # --------------------------------------------------------------------------- value parsers
@@ -405,6 +407,13 @@ def daemon_option(name, parser, help, metavar):
                   metavar=metavar)
 
 
+def server_option(name, parser, help, metavar, **kw):
+    if parser is parse_bool:
+        kw.setdefault("default", False)
+    return Option(name, parser, help, group="server", status=SERVER_STATUS, metavar=metavar,
+                  **kw)
+
+
 def refused(name, why, group, aliases=()):
     return Option(name, parse_str, why, status=REFUSED, group=group, aliases=aliases,
                   repeatable=True)
@@ -458,6 +467,49 @@ TABLE: tuple[Option, ...] = (
     Option("stats", parse_str, "Serve JSON stats on a TCP address (HOST:PORT) or unix socket "
            "path.", aliases=("stats-server",), metavar="ADDRESS"),
     flag("vacuum", "Remove the pidfile and the stats unix socket at exit."),
+
+    # ---- the prefork WSGI server
+    server_option("socket", sockets.parse_socket, "Listen here, speaking the uwsgi protocol "
+                  "(or `protocol`): HOST:PORT, :PORT, /unix/path or @abstract.", "ADDRESS",
+                  default=(), repeatable=True, aliases=("uwsgi-socket",)),
+    server_option("http-socket", sockets.parse_http_socket, "Listen here, speaking HTTP/1.1.",
+                  "ADDRESS", default=(), repeatable=True),
+    server_option("protocol", sockets.parse_protocol, "The protocol of `socket` entries and "
+                  "of sockets passed by systemd: uwsgi (default) or http.", "NAME",
+                  aliases=("socket-protocol",)),
+    server_option("listen", parse_int, "The listen queue (backlog) of each socket.", "N",
+                  default=100),
+    server_option("chmod-socket", sockets.parse_chmod, "Mode of unix sockets (bare: 666).",
+                  "[MODE]"),
+    server_option("chown-socket", sockets.parse_chown, "Owner of unix sockets.",
+                  "USER[:GROUP]"),
+    server_option("processes", parse_int, "How many worker processes.", "N", default=1,
+                  aliases=("workers",)),
+    server_option("lazy-apps", parse_bool, "Load the app in each worker (nsuwsgi always "
+                  "does: a reload then needs no re-exec).", ""),
+    server_option("max-requests", parse_int, "Recycle a worker after N requests (0: never).",
+                  "N", default=0),
+    server_option("harakiri", parse_int, "Kill and replace a worker whose request runs "
+                  "longer than N seconds (0: never).", "SECONDS", default=0),
+    server_option("worker-reload-mercy", parse_int, "Seconds a stopping worker gets to finish "
+                  "before SIGKILL.", "SECONDS", default=60),
+    server_option("buffer-size", parse_int, "Largest request head (request line and headers) "
+                  "in bytes.", "BYTES", default=4096),
+    server_option("disable-logging", parse_bool, "Do not log each request.", ""),
+    server_option("wsgi-file", parse_str, "Load the WSGI app from this file.", "FILE",
+                  aliases=("file",)),
+    server_option("module", parse_str, "Load the WSGI app from this module "
+                  "(pkg.mod or pkg.mod:callable).", "MODULE", aliases=("wsgi",)),
+    server_option("callable", parse_str, "The app's name in the file or module.", "NAME",
+                  default="application"),
+    server_option("mount", parse_str, "Mount an app at a prefix: /prefix=app.py or "
+                  "/prefix=module:callable.", "PREFIX=APP", default=(), repeatable=True),
+    server_option("manage-script-name", parse_bool, "Set SCRIPT_NAME/PATH_INFO from the "
+                  "mountpoints.", ""),
+    server_option("pythonpath", parse_str, "Prepend a directory to sys.path.", "DIR",
+                  default=(), repeatable=True, aliases=("python-path", "pp")),
+    server_option("virtualenv", parse_str, "Use this virtualenv's packages.", "DIR",
+                  aliases=("venv", "home", "pyhome")),
 
     # ---- external daemons
     daemon_option("attach-daemon", parse_attach_daemon,

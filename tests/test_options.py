@@ -361,7 +361,7 @@ def test_refused_options_are_errors(name):
     assert error.hint
 
 
-@pytest.mark.parametrize("name", ["socket", "processes", "http", "harakiri"])
+@pytest.mark.parametrize("name", ["enable-threads", "thunder-lock", "http", "log-date"])
 def test_known_uwsgi_options_are_ignored(name):
     assert options.lookup(name) is None and options.is_known_uwsgi(name)
     config = build_config(entries(("master", "1"), (name, "whatever")))

@@ -1,0 +1,170 @@
+"""Listening sockets: parsed from uWSGI's names, bound before any jail, inherited by workers.
+
+A tenant with no network of its own (namespace-net) still serves, because its sockets are
+bound outside the jail, by the keeper or the master, and handed down. Sockets passed by
+systemd (LISTEN_FDS/LISTEN_PID) are adopted on the first start; they speak the uwsgi protocol
+unless `protocol = http`, as in uWSGI.
+"""
+
+from __future__ import annotations
+
+import grp
+import os
+import pwd
+import socket
+import stat
+from dataclasses import dataclass
+
+from nsuwsgi.errors import ValueProblem
+
+HTTP = "http"
+UWSGI = "uwsgi"
+SD_LISTEN_FDS_START = 3
+
+
+@dataclass(frozen=True)
+class SocketSpec:
+    """One `socket`/`http-socket` entry: where to listen and which protocol to speak."""
+
+    address: str
+    protocol: str = UWSGI
+
+
+def parse_socket(text: str) -> SocketSpec:
+    return SocketSpec(_check_address(text), UWSGI)
+
+
+def parse_http_socket(text: str) -> SocketSpec:
+    return SocketSpec(_check_address(text), HTTP)
+
+
+def parse_protocol(text: str) -> str:
+    word = text.strip().lower()
+    if word in ("http", "http11"):
+        return HTTP
+    if word == "uwsgi":
+        return UWSGI
+    raise ValueProblem(f"protocol '{text}' is not supported", "use http or uwsgi")
+
+
+def _check_address(text: str) -> str:
+    address = text.strip()
+    if not address:
+        raise ValueProblem("needs an address", "write :8080, 127.0.0.1:8080, /run/app.sock "
+                                                "or @abstract")
+    if address.startswith(("/", "@", ".")) or ":" not in address:
+        return address
+    host, _, port = address.rpartition(":")
+    if not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueProblem(f"'{port}' is not a port", "write HOST:PORT, e.g. 127.0.0.1:8080")
+    return address
+
+
+def is_unix(address: str) -> bool:
+    return address.startswith(("/", "@", ".")) or ":" not in address
+
+
+def bind(spec: SocketSpec, backlog: int, chmod: int | None = None,
+         chown: tuple[int, int] | None = None) -> socket.socket:
+    """A non-blocking listening socket for `spec` (the caller owns and closes it)."""
+    if is_unix(spec.address):
+        sock = _bind_unix(spec.address, chmod, chown)
+    else:
+        sock = _bind_inet(spec.address)
+    sock.listen(backlog)
+    sock.setblocking(False)
+    return sock
+
+
+def _bind_unix(address: str, chmod: int | None, chown) -> socket.socket:
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    if address.startswith("@"):
+        sock.bind("\0" + address[1:])
+        return sock
+    try:
+        if stat.S_ISSOCK(os.lstat(address).st_mode):
+            os.unlink(address)          # a stale socket from an earlier run
+    except FileNotFoundError:
+        pass
+    sock.bind(address)
+    if chmod is not None:
+        os.chmod(address, chmod)
+    if chown is not None:
+        os.chown(address, *chown)
+    return sock
+
+
+def _bind_inet(address: str) -> socket.socket:
+    host, _, port = address.rpartition(":")
+    host = host.strip("[]")
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    if not host:
+        host = "0.0.0.0"
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, int(port)))
+    return sock
+
+
+def name_of(sock: socket.socket) -> str:
+    """uWSGI's naming: `ip:port`, `:port` for 0.0.0.0, the unix path, or @abstract."""
+    name = sock.getsockname()
+    if isinstance(name, tuple):
+        host = name[0]
+        if host in ("0.0.0.0", "::"):
+            return f":{name[1]}"
+        return f"[{host}]:{name[1]}" if ":" in host else f"{host}:{name[1]}"
+    if isinstance(name, bytes):
+        return "@" + name[1:].decode(errors="replace")
+    if name.startswith("\0"):
+        return "@" + name[1:]
+    return name
+
+
+def systemd_sockets(environ, protocol: str | None) -> list[tuple[socket.socket, str]]:
+    """Sockets passed by systemd socket activation; clears LISTEN_* as uWSGI does."""
+    if environ.get("LISTEN_PID") != str(os.getpid()) or not environ.get("LISTEN_FDS"):
+        if "LISTEN_FDS" in environ:
+            _forget_listen_env(environ)
+        return []
+    count = int(environ["LISTEN_FDS"])
+    _forget_listen_env(environ)
+    found = []
+    for fd in range(SD_LISTEN_FDS_START, SD_LISTEN_FDS_START + count):
+        sock = socket.socket(fileno=fd)
+        sock.set_inheritable(False)
+        sock.setblocking(False)
+        found.append((sock, protocol or UWSGI))
+    return found
+
+
+def _forget_listen_env(environ) -> None:
+    for name in ("LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES"):
+        environ.pop(name, None)
+
+
+def parse_chown(text: str) -> tuple[int, int]:
+    """`user[:group]` (names or numbers) for chown-socket."""
+    user, _, group = text.strip().partition(":")
+    try:
+        uid = int(user) if user.isdigit() else pwd.getpwnam(user).pw_uid
+        if group:
+            gid = int(group) if group.isdigit() else grp.getgrnam(group).gr_gid
+        else:
+            gid = pwd.getpwuid(uid).pw_gid
+    except KeyError:
+        raise ValueProblem(f"'{text}' names an unknown user or group",
+                           "write chown-socket = www-data or www-data:www-data") from None
+    return uid, gid
+
+
+def parse_chmod(text: str) -> int:
+    """uWSGI: a bare `chmod-socket` means 666; otherwise octal digits."""
+    word = text.strip()
+    if word in ("", "1", "true"):
+        return 0o666
+    try:
+        return int(word, 8)
+    except ValueError:
+        raise ValueProblem(f"'{text}' is not an octal mode", "write chmod-socket = 660") \
+            from None
