@@ -162,6 +162,10 @@ class Machine:
         self.state = target
         return actions
 
+    def note_clean_exit(self) -> None:
+        """The process left on purpose (a worker's max-requests): its replacement is no retry."""
+        self.failures = 0
+
     def _note_spawn(self, now: float) -> None:
         if self.spawns:
             self.restarts += 1

@@ -90,6 +90,8 @@ class Keeper:
             master_end.close()
             if master.stats_socket is not None:
                 master.stats_socket.close()
+            for sock, _ in master.listeners:        # the jailed master has them now
+                sock.close()
         self.log(f"[nsuwsgi] jail started (init pid on the host: {self.child.pid})")
         return self._wait()
 
@@ -101,7 +103,7 @@ class Keeper:
             net.setup_veth(jail_pid, self.jail.veth)
 
     def _jail_process_spec(self, master: Master, master_end: socket.socket) -> ProcessSpec:
-        keep = [master_end.fileno()]
+        keep = [master_end.fileno()] + [sock.fileno() for sock, _ in master.listeners]
         if master.stats_socket is not None:
             keep.append(master.stats_socket.fileno())
 

@@ -64,6 +64,8 @@ class Master:
         self.lingering: set[int] = set()     # process groups whose leader already ended
         self.stats_socket = None
         self.control = None                  # the keeper's socket, when we run in a jail
+        self.listeners: list[tuple] = []     # (socket, protocol), bound before any jail
+        self.pool = None                     # the prefork workers, when there is an app
         self.stopping = False
         self.exit_code = EXIT_OK
         self.started = time.time()
@@ -162,6 +164,11 @@ class Master:
         with setup_step(cfg, "stats"):
             if cfg["stats"]:
                 self.stats_socket = bind_stats(cfg["stats"])
+        if serves_an_app(cfg):
+            self.listeners = bind_listeners(cfg, self.log)
+        elif cfg["socket"] or cfg["http-socket"]:
+            self.log("[nsuwsgi] sockets are configured but no app is (wsgi-file, module or "
+                     "mount): they are not opened")
 
     def setup_environment(self) -> None:
         cfg = self.config
@@ -218,6 +225,7 @@ class Master:
         self.daemons = [Daemon(decl, self) for decl in self.config.daemons]
         for daemon in self.daemons:
             daemon.start()
+        self.start_workers()
         try:
             self.loop.run(until=self.finished)
         finally:
@@ -228,7 +236,45 @@ class Master:
     def finished(self) -> bool:
         if not self.stopping:
             return False
+        if self.pool is not None and not self.pool.stopped:
+            return False
         return not self.lingering and all(d.stopped for d in self.daemons + self.retiring)
+
+    # ---- the prefork workers
+
+    def start_workers(self) -> None:
+        if not self.listeners or not serves_an_app(self.config):
+            return
+        from nsuwsgi.server.pool import Pool
+        from nsuwsgi.server.scoreboard import Scoreboard
+        processes = max(1, self.config["processes"])
+        self.scoreboard = Scoreboard(2 * processes)
+        self.pool = Pool(self.loop, self.log, self.scoreboard,
+                         [sock.fileno() for sock, _ in self.listeners], self._worker_main,
+                         processes, float(self.config["worker-reload-mercy"]))
+        self.pool.start()
+        if self.config["harakiri"]:
+            self.loop.call_later(1.0, self._check_harakiri)
+
+    def _worker_main(self, index: int, slot: int) -> int:
+        """Runs in the forked worker."""
+        from nsuwsgi.server.worker import run_worker
+        return run_worker(self.config, self.listeners, self.scoreboard.writer(slot), index,
+                          self.log)
+
+    def _check_harakiri(self) -> None:
+        """Every second, while harakiri is set: kill workers stuck in one request too long."""
+        if self.stopping or self.pool is None:
+            return
+        limit = self.config["harakiri"]
+        now = time.monotonic()
+        for worker in self.pool.workers:
+            _, busy_since, _ = self.scoreboard.read(worker.slot)
+            if busy_since and now - busy_since > limit and worker.pid > 0:
+                self.log(f"*** HARAKIRI ON WORKER {worker.index} (pid: {worker.pid}, "
+                         f"running for {now - busy_since:.1f}s, limit {limit}s) ***")
+                worker.signal(signal.SIGKILL)
+        self.loop.call_later(1.0, self._check_harakiri)
 
     def shutdown(self, graceful: bool) -> None:
         """Stop dumb daemons (stop signal, SIGKILL after reload-mercy); smart ones live on.
@@ -247,6 +293,8 @@ class Master:
         self.stopping = True
         how = "graceful" if graceful else "immediate"
         self.log(f"[nsuwsgi] {how} shutdown: stopping {len(self.daemons)} daemon(s)")
+        if self.pool is not None:
+            self.pool.stop(graceful)
         for daemon in self.daemons:
             if daemon.is_dumb or daemon.state is State.STARTING:
                 daemon.stop()           # a smart daemon still starting has no pid to hand over
@@ -286,6 +334,8 @@ class Master:
         self.honour_stdin = bool(new["daemons-honour-stdin"])
         self.apply_daemons(new.daemons)
         self.config = new
+        if self.pool is not None:
+            self.pool.reload()          # workers load the app after fork: a new generation
 
     def apply_daemons(self, decls) -> None:
         """Keep daemons whose declaration is unchanged; stop removed ones; start new ones."""
@@ -323,6 +373,10 @@ class Master:
         self.lifeline.close()
         if self.stats_socket is not None:
             self.stats_socket.close()
+        for sock, _ in self.listeners:
+            sock.close()
+        if self.pool is not None:
+            self.scoreboard.close()
         if self.config["vacuum"] and self.control is None:     # in a jail the keeper does it
             stats = self.config["stats"]
             if stats and "/" in stats:
@@ -350,9 +404,33 @@ class Master:
             "cwd": os.getcwd(),
             "state": "stopping" if self.stopping else "running",
             "started": int(self.started),
-            "workers": [],
+            "workers": self.pool.stats() if self.pool is not None else [],
             "daemons": [d.stats() for d in self.daemons],
         }
+
+
+def serves_an_app(config: Config) -> bool:
+    return bool(config["wsgi-file"] or config["module"] or config["mount"])
+
+
+def bind_listeners(config: Config, log) -> list[tuple]:
+    """Every configured socket, bound now (as root, outside any jail), plus systemd's."""
+    from nsuwsgi.server import sockets
+    found = sockets.systemd_sockets(os.environ, config["protocol"])
+    for sock, protocol in found:
+        log(f"uwsgi socket {sockets.name_of(sock)} inherited from systemd ({protocol})")
+    backlog = config["listen"]
+    for option in ("socket", "http-socket"):
+        for setting in config.items(option):
+            spec = setting.value
+            if option == "socket" and config["protocol"]:
+                spec = sockets.SocketSpec(spec.address, config["protocol"])
+            with setup_step(config, option):
+                sock = sockets.bind(spec, backlog, config["chmod-socket"],
+                                    config["chown-socket"])
+            log(f"uwsgi socket {len(found)} bound to {sockets.name_of(sock)} ({spec.protocol})")
+            found.append((sock, spec.protocol))
+    return found
 
 
 def read_new_config(read: Callable[[], Config], log) -> Config | None:

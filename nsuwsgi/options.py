@@ -36,7 +36,7 @@ SUPPORTED = "supported"
 IGNORED = "ignored"
 REFUSED = "refused"
 JAIL_STATUS = SUPPORTED     # flip to REFUSED to disable the isolation options
-SERVER_STATUS = IGNORED     # the prefork server's options, until it is complete
+SERVER_STATUS = SUPPORTED   # flip to IGNORED to disable the prefork server
 
 
 # --------------------------------------------------------------------------- value parsers

@@ -14,7 +14,7 @@ DEBS=(
   # the reference implementation the benchmarks compare against
   uwsgi-core uwsgi-plugin-python3
   # tools the tests and benchmarks use
-  procps iproute2 psmisc util-linux bubblewrap wrk
+  procps iproute2 psmisc util-linux bubblewrap wrk systemd nginx-light cgit git curl
 )
 
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then

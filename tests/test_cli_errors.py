@@ -106,13 +106,13 @@ def test_refused_isolation_option_is_an_error_not_silently_ignored(tmp_path):
 
 
 def test_ignored_uwsgi_options_are_named_in_one_warning(tmp_path):
-    ini = write(tmp_path, "app.ini", "[uwsgi]\nsocket = :3031\nprocesses = 4\n"
+    ini = write(tmp_path, "app.ini", "[uwsgi]\nenable-threads = true\nthunder-lock = 1\n"
                                      "attach-daemon = sleep 1\nshow-config = true\n")
     result = run_cli("--ini", str(ini), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     warnings = [l for l in result.stderr.splitlines() if "warning" in l]
     assert len(warnings) == 1
-    assert "socket (" in warnings[0] and "processes (" in warnings[0]
+    assert "enable-threads (" in warnings[0] and "thunder-lock (" in warnings[0]
 
 
 def test_show_config_prints_the_effective_config(tmp_path):

@@ -907,7 +907,8 @@ def test_seed_memcached_dumb(tmp_path):
     """)
     assert cfg.daemons == (spec.DaemonDecl(command="memcached -p 11311 -u roberto"),)
     assert cfg["master"] is True
-    assert [name for name, _ in cfg.ignored] == ["socket"]
+    assert cfg.ignored == ()
+    assert [s.address for s in cfg["socket"]] == [":3031"]
     assert cfg.daemons[0].origin == Origin(file=str(tmp_path / "app.ini"), line=4)
 
 
@@ -980,7 +981,7 @@ def test_seed_delayed_job(tmp_path, ruby):
     assert cfg["env"] == (("RAILS_ENV", "production"),)
     assert cfg["chdir"] == str(app)
     if ruby:
-        assert {name for name, _ in cfg.ignored} == {"socket", "rbrequire", "rack"}
+        assert {name for name, _ in cfg.ignored} == {"rbrequire", "rack"}
 
 
 def test_seed_literal_form_with_directory_pidfile_is_rejected(tmp_path):
@@ -1031,7 +1032,7 @@ def test_seed_dropbear_example_loads_with_a_real_rootfs(tmp_path):
     loaded = config.load_config(["app.ini"], {}, cwd=str(tmp_path))
     assert loaded["namespace"] == (f"{root}/", "testns")
     assert [h.arg for h in loaded.hooks] == ["chown -R www-data /etc/dropbear"]
-    assert loaded.ignored[0][0] == "socket"
+    assert [s.address for s in loaded["socket"]] == [":3031"]
 
 
 def test_seed_legion_daemon_is_refused(tmp_path):

@@ -111,8 +111,7 @@ def test_dropbear_example_ssh_into_the_namespace(nsuwsgi, workdir, tmp_path):
     inst = nsuwsgi("--ini", str(ini))
     inst.ready()
     inst.wait_running(0)
-    ignored = [line for line in inst.log().splitlines() if "ignoring uWSGI options" in line]
-    assert ignored and "socket" in ignored[0], "socket = :3031 is reported as ignored"
+    inst.wait_log("sockets are configured but no app is")     # :3031 is never opened
     init = wait_for(lambda: linux.proc_children(inst.pid), 10, "the jail's init")
     assert len(init) == 1
     init = init[0]

@@ -120,6 +120,8 @@ class WorkerSlot:
         pid, self.child = self.child.pid, None
         code = os.waitstatus_to_exitcode(status)
         self.last_exit = f"exit code {code}" if code >= 0 else f"killed by signal {-code}"
+        if self.state is State.RUNNING and code == 0:
+            self.machine.note_clean_exit()          # max-requests: recycled, not failed
         if self.state is not State.STOPPING:
             if code == EXIT_APP_FAILED:
                 self.pool.log(f"worker {self.index} (pid: {pid}) could not load the app")

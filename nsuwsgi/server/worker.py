@@ -1,0 +1,301 @@
+"""The prefork worker: one request at a time, many connections parked between requests.
+
+A sync worker that kept serving one keep-alive connection would starve every other client of
+the same process. So the worker waits in one selector on the listening sockets *and* on its
+idle keep-alive connections, serves whichever is ready, one request at a time, and parks the
+connection again afterwards. The app's code runs in this process only; a stuck request is the
+master's business (harakiri reads the scoreboard).
+
+Signals, as uWSGI's workers: SIGHUP finishes the current request and leaves (graceful),
+SIGINT/SIGTERM leave at once. A worker exits 0 after `max-requests` and is replaced.
+"""
+
+from __future__ import annotations
+
+import os
+import selectors
+import signal
+import socket
+import time
+
+from nsuwsgi.server.apps import AppLoadError, load_apps
+from nsuwsgi.server.events import BadRequest, Body, End, Head, Limits
+from nsuwsgi.server.http import HttpParser
+from nsuwsgi.server.sockets import HTTP
+from nsuwsgi.server.uwsgi import UwsgiParser
+from nsuwsgi.server.wsgi import (BodyReader, ClientGone, Response, call_app, environ_base,
+                                 environ_from)
+
+EXIT_APP_FAILED = 22
+KEEPALIVE_IDLE = 15.0           # seconds a parked keep-alive connection may stay silent
+REQUEST_TIMEOUT = 60.0          # seconds a client may take to send the rest of a request
+RECV = 65536
+
+
+class Stop(Exception):
+    """Leave the serving loop (graceful stop, or max-requests reached)."""
+
+
+class Connection:
+    __slots__ = ("sock", "parser", "events", "base", "uwsgi", "last_used", "peer")
+
+    def __init__(self, sock, protocol: str, limits: Limits, server: tuple[str, str], peer):
+        self.sock = sock
+        self.uwsgi = protocol != HTTP
+        self.parser = UwsgiParser(limits) if self.uwsgi else HttpParser(limits)
+        self.events: list = []
+        self.peer = peer
+        remote_addr, remote_port = peer if isinstance(peer, tuple) else ("", "")
+        self.base = environ_base(server_name=server[0], server_port=server[1],
+                                 remote_addr=remote_addr, remote_port=remote_port)
+        self.last_used = time.monotonic()
+
+    def fill(self) -> bool:
+        """Read once and parse; False when the client closed the connection."""
+        try:
+            data = self.sock.recv(RECV)
+        except BlockingIOError:
+            return True
+        except OSError:
+            return False
+        if not data:
+            return False
+        self.events.extend(self.parser.feed(data))
+        return True
+
+
+class Worker:
+    def __init__(self, config, listeners, slot, index: int, log):
+        self.config, self.listeners, self.slot, self.index = config, listeners, slot, index
+        self.log = log
+        self.limits = Limits(buffer_size=config["buffer-size"])
+        self.max_requests = config["max-requests"]
+        self.log_requests = not config["disable-logging"]
+        self.served = 0
+        self.stopping = False
+        self.selector = selectors.DefaultSelector()
+        self.app = None
+        self.pid = os.getpid()
+
+    # ---- setup
+
+    def run(self) -> int:
+        wake_r, wake_w = socket.socketpair()
+        wake_r.setblocking(False)
+        wake_w.setblocking(False)
+        signal.set_wakeup_fd(wake_w.fileno(), warn_on_full_buffer=False)
+        signal.signal(signal.SIGHUP, self._graceful)
+        signal.signal(signal.SIGINT, _leave_now)
+        signal.signal(signal.SIGTERM, _leave_now)
+        signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+        try:
+            self.app = load_apps(self.config, chdir=False, log=self.log).wsgi
+        except AppLoadError as err:
+            self.log(f"nsuwsgi: error: {err}")
+            return EXIT_APP_FAILED
+        self.selector.register(wake_r, selectors.EVENT_READ, None)
+        for sock, protocol in self.listeners:
+            self.selector.register(sock, selectors.EVENT_READ, protocol)
+        try:
+            self.serve()
+        except Stop:
+            pass
+        return 0
+
+    def _graceful(self, signum, frame) -> None:
+        self.stopping = True
+
+    # ---- the loop
+
+    def serve(self) -> None:
+        while not self.stopping:
+            for key, _ in self.selector.select(timeout=KEEPALIVE_IDLE / 3):
+                data = key.data
+                if data is None:
+                    _drain(key.fileobj)
+                elif isinstance(data, str):
+                    self.accept(key.fileobj, data)
+                else:
+                    self.selector.unregister(data.sock)
+                    self.serve_connection(data, from_park=True)
+                if self.stopping:
+                    break
+            self.close_idle()
+        self.close_all()
+
+    def accept(self, listener, protocol: str) -> None:
+        try:
+            sock, peer = listener.accept()
+        except (BlockingIOError, InterruptedError, ConnectionAbortedError):
+            return                      # another worker took it
+        sock.settimeout(REQUEST_TIMEOUT)
+        if sock.family != socket.AF_UNIX:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        server = listener.getsockname()
+        server = (server[0], str(server[1])) if isinstance(server, tuple) else ("", "")
+        self.serve_connection(Connection(sock, protocol, self.limits, server, peer), False)
+
+    def serve_connection(self, conn: Connection, from_park: bool) -> None:
+        """Serve every request the connection has ready; park it or close it afterwards."""
+        try:
+            keep = self.serve_requests(conn, from_park)
+        except (ClientGone, OSError):
+            keep = False
+        if keep and not self.stopping:
+            conn.last_used = time.monotonic()
+            conn.sock.setblocking(False)
+            self.selector.register(conn.sock, selectors.EVENT_READ, conn)
+        else:
+            _close(conn.sock)
+
+    def serve_requests(self, conn: Connection, from_park: bool) -> bool:
+        if from_park:
+            conn.sock.settimeout(REQUEST_TIMEOUT)
+            if not conn.fill():
+                return False
+        while True:
+            head = self.next_head(conn)
+            if head is None:
+                return False
+            keep = self.handle(conn, head)
+            if self.max_requests and self.served >= self.max_requests:
+                self.log(f"...The work of process {self.pid} is done "
+                         f"(max-requests {self.max_requests}). Seeya!")
+                self.stopping = True
+                return False
+            if not keep:
+                return False
+            if not conn.events and not self.stopping:
+                return True             # park it until the client speaks again
+
+    def next_head(self, conn: Connection):
+        """The next request's Head, reading as needed; None on EOF or a bad request."""
+        while True:
+            while conn.events:
+                event = conn.events.pop(0)
+                if type(event) is Head:
+                    return event
+            try:
+                if not conn.fill():
+                    return None
+            except BadRequest as bad:
+                conn.events.extend(bad.events)
+                if any(type(e) is Head for e in conn.events):
+                    continue
+                self.bad_request(conn, bad)
+                return None
+
+    def bad_request(self, conn: Connection, bad: BadRequest) -> None:
+        self.log(f"[pid: {self.pid}] invalid request from {_peer(conn)}: "
+                 f"{bad.status} {bad.reason}")
+        if conn.uwsgi:
+            return
+        body = f"{bad.status} {bad.reason}\n".encode()
+        try:
+            conn.sock.sendall(b"HTTP/1.1 %d Bad Request\r\nContent-Type: text/plain\r\n"
+                              b"Content-Length: %d\r\nConnection: close\r\n\r\n%s"
+                              % (bad.status, len(body), body))
+        except OSError:
+            pass
+
+    # ---- one request
+
+    def handle(self, conn: Connection, head: Head) -> bool:
+        started = time.monotonic()
+        self.slot.begin()
+        body = BodyReader(self._body_source(conn),
+                          self._send_continue(conn) if head.expect_continue else None)
+        environ = environ_from(conn.base, head, body)
+        response = Response.for_environ(conn.sock, environ, keep_alive=head.keep_alive,
+                                        uwsgi=conn.uwsgi, log=self.log)
+        keep = call_app(self.app, environ, response, self.log)
+        self.served += 1
+        self.slot.end()
+        if keep:
+            keep = self._skip_unread_body(conn, body)
+        if self.log_requests:
+            self.log_request(conn, environ, response, started)
+        return keep
+
+    def _body_source(self, conn: Connection):
+        def source() -> bytes:
+            while True:
+                while conn.events:
+                    event = conn.events[0]
+                    if type(event) is Body:
+                        conn.events.pop(0)
+                        return event.data
+                    if type(event) is End:
+                        conn.events.pop(0)      # BodyReader asks no more after b""
+                    return b""
+                if not conn.fill():
+                    raise ClientGone("the client closed the connection mid-body")
+        return source
+
+    @staticmethod
+    def _send_continue(conn: Connection):
+        def send() -> None:
+            conn.sock.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")
+        return send
+
+    @staticmethod
+    def _skip_unread_body(conn: Connection, body: BodyReader) -> bool:
+        """The app did not read the whole body: drain it so the next request parses."""
+        try:
+            while body.read(RECV):
+                pass
+        except (ClientGone, OSError, BadRequest):
+            return False
+        return True
+
+    def log_request(self, conn: Connection, environ: dict, response, started: float) -> None:
+        ms = int((time.monotonic() - started) * 1000)
+        self.log(f"[pid: {self.pid}|app: 0|req: {self.served}/{self.served}] {_peer(conn)} () "
+                 f"{{{len(environ)} vars}} [{time.asctime()}] {environ.get('REQUEST_METHOD')} "
+                 f"{environ.get('REQUEST_URI') or environ.get('PATH_INFO')} => generated "
+                 f"{response.sent} bytes in {ms} msecs ({environ.get('SERVER_PROTOCOL')} "
+                 f"{response.code}) (1 switches on core 0)")
+
+    # ---- housekeeping
+
+    def close_idle(self) -> None:
+        deadline = time.monotonic() - KEEPALIVE_IDLE
+        for key in list(self.selector.get_map().values()):
+            conn = key.data
+            if isinstance(conn, Connection) and conn.last_used < deadline:
+                self.selector.unregister(conn.sock)
+                _close(conn.sock)
+
+    def close_all(self) -> None:
+        for key in list(self.selector.get_map().values()):
+            if isinstance(key.data, Connection):
+                _close(key.data.sock)
+        self.selector.close()
+
+
+def _leave_now(signum, frame) -> None:
+    os._exit(0)
+
+
+def _drain(sock) -> None:
+    try:
+        while sock.recv(4096):
+            pass
+    except (BlockingIOError, OSError):
+        pass
+
+
+def _close(sock) -> None:
+    try:
+        sock.close()
+    except OSError:
+        pass
+
+
+def _peer(conn: Connection) -> str:
+    return conn.peer[0] if isinstance(conn.peer, tuple) else "unix"
+
+
+def run_worker(config, listeners, slot, index: int, log) -> int:
+    """The worker process's whole life; returns its exit code."""
+    return Worker(config, listeners, slot, index, log).run()

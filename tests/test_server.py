@@ -1,0 +1,242 @@
+"""The prefork server for real: HTTP and uwsgi clients over unix sockets, workers, reloads.
+
+Every server listens on a unix socket in the instance's socket dir (no port picking); the
+clients here speak raw bytes so each test states exactly what goes over the wire.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import time
+
+from nsuwsgi.server.uwsgi import encode_uwsgi_vars
+from support import wait_for
+
+HELLO = '''
+def application(environ, start_response):
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [b"Hello World"]
+'''
+
+ECHO = '''
+import os, time
+def application(environ, start_response):
+    path = environ["PATH_INFO"]
+    if path == "/sleep":
+        time.sleep(float(environ["QUERY_STRING"] or "1"))
+    if path == "/pid":
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [str(os.getpid()).encode()]
+    body = environ["wsgi.input"].read()
+    start_response("200 OK", [("Content-Type", "text/plain"),
+                              ("X-Method", environ["REQUEST_METHOD"])])
+    return [b"path=" + path.encode() + b" body=" + body]
+'''
+
+
+def app_file(tmp_path, text=HELLO, name="app.py"):
+    path = tmp_path / name
+    path.write_text(text)
+    return str(path)
+
+
+def connect(path: str) -> socket.socket:
+    sock = socket.socket(socket.AF_UNIX)
+    sock.settimeout(10)
+    sock.connect(path)
+    return sock
+
+
+def read_response(sock) -> tuple[bytes, dict, bytes]:
+    """(status line, headers, body) of one HTTP response, by Content-Length or to EOF."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        if not chunk:
+            raise ConnectionError(f"closed before the head: {data!r}")
+        data += chunk
+    head, _, rest = data.partition(b"\r\n\r\n")
+    lines = head.split(b"\r\n")
+    headers = {}
+    for line in lines[1:]:
+        name, _, value = line.partition(b":")
+        headers[name.strip().lower().decode()] = value.strip().decode()
+    if "content-length" in headers:
+        length = int(headers["content-length"])
+        while len(rest) < length:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            rest += chunk
+        return lines[0], headers, rest[:length]
+    while True:
+        chunk = sock.recv(65536)
+        if not chunk:
+            return lines[0], headers, rest
+        rest += chunk
+
+
+def http(path: str, request: bytes) -> tuple[bytes, dict, bytes]:
+    with connect(path) as sock:
+        sock.sendall(request)
+        return read_response(sock)
+
+
+def start_server(nsuwsgi, tmp_path, *extra, app=HELLO, protocol="http-socket"):
+    inst = nsuwsgi("--master")
+    inst.cleanup()                               # only for its socket dir name
+    os.makedirs(inst.sockdir, exist_ok=True)
+    path = os.path.join(inst.sockdir, "app.sock")
+    inst = nsuwsgi(f"--{protocol}", path, "--wsgi-file", app_file(tmp_path, app), *extra)
+    inst.ready()
+    wait_for(lambda: inst.stats()["workers"] and all(
+        w["pid"] > 0 for w in inst.stats()["workers"]), 10, "workers")
+    wait_for(lambda: _answers(path, protocol), 10, f"the server on {path}:\n{inst.log()}")
+    return inst, path
+
+
+def _answers(path, protocol) -> bool:
+    try:
+        if protocol == "http-socket":
+            return http(path, b"GET / HTTP/1.0\r\n\r\n")[0].startswith(b"HTTP/1.1")
+        return uwsgi_request(path, {"REQUEST_METHOD": "GET", "PATH_INFO": "/"})[0] != b""
+    except OSError:
+        return False
+
+
+def uwsgi_request(path: str, env: dict, body: bytes = b"") -> tuple[bytes, dict, bytes]:
+    with connect(path) as sock:
+        sock.sendall(encode_uwsgi_vars(env) + body)
+        return read_response(sock)
+
+
+def test_hello_world_over_http(nsuwsgi, tmp_path):
+    inst, path = start_server(nsuwsgi, tmp_path)
+    status, headers, body = http(path, b"GET /x?y=1 HTTP/1.1\r\nHost: t\r\n"
+                                       b"Connection: close\r\n\r\n")
+    assert status == b"HTTP/1.1 200 OK"
+    assert body == b"Hello World"
+    assert headers["connection"] == "close", "uWSGI closes without saying so; we say it"
+    assert inst.stop() == 0
+
+
+def test_keep_alive_serves_several_requests_on_one_connection(nsuwsgi, tmp_path):
+    inst, path = start_server(nsuwsgi, tmp_path, app=ECHO)
+    with connect(path) as sock:
+        for i in range(3):
+            sock.sendall(b"GET /n%d HTTP/1.1\r\nHost: t\r\n\r\n" % i)
+            status, headers, body = read_response(sock)
+            assert body == b"path=/n%d body=" % i
+            assert "connection" not in headers or headers["connection"] != "close"
+
+
+def test_post_with_content_length_and_chunked_bodies(nsuwsgi, tmp_path):
+    inst, path = start_server(nsuwsgi, tmp_path, app=ECHO)
+    _, headers, body = http(path, b"POST /p HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n"
+                                  b"Connection: close\r\n\r\nhello")
+    assert body == b"path=/p body=hello" and headers["x-method"] == "POST"
+    _, _, body = http(path, b"POST /c HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n"
+                            b"Connection: close\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n")
+    assert body == b"path=/c body=abcde"
+
+
+def test_malformed_request_gets_400_and_the_worker_keeps_serving(nsuwsgi, tmp_path):
+    inst, path = start_server(nsuwsgi, tmp_path)
+    status, _, _ = http(path, b"GET / HTTP/1.1\r\nBad Header\r\n\r\n")
+    assert status.startswith(b"HTTP/1.1 400")
+    assert http(path, b"GET / HTTP/1.0\r\n\r\n")[2] == b"Hello World"
+    assert "invalid request" in inst.log()
+
+
+def test_uwsgi_protocol(nsuwsgi, tmp_path):
+    inst, path = start_server(nsuwsgi, tmp_path, app=ECHO, protocol="socket")
+    status, _, body = uwsgi_request(path, {"REQUEST_METHOD": "POST", "PATH_INFO": "/u",
+                                           "CONTENT_LENGTH": "4", "SERVER_PROTOCOL": "HTTP/1.1"},
+                                    b"data")
+    assert status == b"HTTP/1.1 200 OK"
+    assert body == b"path=/u body=data"
+
+
+def test_stats_show_workers_and_requests(nsuwsgi, tmp_path):
+    inst, path = start_server(nsuwsgi, tmp_path, "--processes", "2")
+    for _ in range(4):
+        http(path, b"GET / HTTP/1.0\r\n\r\n")
+    workers = inst.stats()["workers"]
+    assert [w["id"] for w in workers] == [1, 2]
+    assert sum(w["requests"] for w in workers) >= 4
+    assert all(w["rss"] > 0 and w["status"] in ("idle", "busy") for w in workers)
+
+
+def test_max_requests_recycles_the_worker(nsuwsgi, tmp_path):
+    inst, path = start_server(nsuwsgi, tmp_path, "--max-requests", "3", app=ECHO)
+    pids = {int(http(path, b"GET /pid HTTP/1.0\r\n\r\n")[2]) for _ in range(7)}
+    assert len(pids) >= 3, "a fresh worker every 3 requests"
+    assert "max-requests 3" in inst.log()
+
+
+def test_harakiri_kills_a_stuck_request_and_the_worker_is_replaced(nsuwsgi, tmp_path):
+    inst, path = start_server(nsuwsgi, tmp_path, "--harakiri", "1", app=ECHO)
+    first = inst.stats()["workers"][0]["pid"]
+    with connect(path) as sock:
+        sock.sendall(b"GET /sleep?30 HTTP/1.0\r\n\r\n")
+        assert sock.recv(100) == b"", "the stuck worker was killed: the connection drops"
+    inst.wait_log("HARAKIRI ON WORKER 1")
+    wait_for(lambda: inst.stats()["workers"][0]["pid"] not in (-1, first), 10, "a new worker")
+    assert http(path, b"GET / HTTP/1.0\r\n\r\n")[2].startswith(b"path=/")
+
+
+def test_graceful_reload_under_load_drops_no_request(nsuwsgi, tmp_path):
+    inst, path = start_server(nsuwsgi, tmp_path, "--processes", "2", app=ECHO)
+    old = {w["pid"] for w in inst.stats()["workers"]}
+    failures, served, reloaded = 0, 0, False
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        try:
+            _, _, body = http(path, b"GET /pid HTTP/1.0\r\n\r\n")
+            served += 1
+            if int(body) not in old:
+                reloaded = True
+        except OSError:
+            failures += 1
+        if served == 50:
+            inst.signal(signal.SIGHUP)
+        if reloaded and served >= 200:
+            break
+    assert reloaded, "requests were answered by the new generation"
+    assert failures == 0
+    wait_for(lambda: not old & {w["pid"] for w in inst.stats()["workers"]}, 10, "old gone")
+
+
+def test_an_app_that_cannot_load_is_reported_and_backed_off(nsuwsgi, tmp_path):
+    inst, path = start_server(nsuwsgi, tmp_path)
+    bad = app_file(tmp_path, "def application(:\n", name="bad.py")
+    inst2 = nsuwsgi("--http-socket", path + "2", "--wsgi-file", bad)
+    inst2.wait_log("bad.py")
+    inst2.wait_log("could not load the app")
+    assert inst2.proc.poll() is None, "the master keeps running and retries with backoff"
+
+
+def test_socket_activation_through_systemd_socket_activate(tmp_path):
+    import shutil
+    import subprocess
+
+    from support import OWNED, PYTHON
+    if not shutil.which("systemd-socket-activate"):
+        import pytest
+        pytest.skip("systemd-socket-activate is not installed")
+    sockpath = str(tmp_path / "act.sock")
+    proc = subprocess.Popen(["systemd-socket-activate", "-l", sockpath, PYTHON, "-m",
+                             "nsuwsgi", "--protocol", "http", "--wsgi-file",
+                             app_file(tmp_path)], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, start_new_session=True)
+    OWNED.add(proc.pid)
+    try:
+        wait_for(lambda: os.path.exists(sockpath), 10, "the activation socket")
+        status, _, body = http(sockpath, b"GET / HTTP/1.0\r\n\r\n")
+        assert body == b"Hello World"
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(15)
+        OWNED.discard(proc.pid)
