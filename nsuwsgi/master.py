@@ -31,8 +31,12 @@ from nsuwsgi.jail import hooks
 from nsuwsgi.lifeline import Lifeline
 from nsuwsgi.loop import Loop
 from nsuwsgi.options import Config, decode_config, validate
+from nsuwsgi.server import sockets
+from nsuwsgi.server.pool import Pool
+from nsuwsgi.server.scoreboard import Scoreboard
+from nsuwsgi.server.worker import run_worker
 from nsuwsgi.stats import bind_stats, serve_one, socket_name
-from nsuwsgi.watch import Watcher
+from nsuwsgi.watch import Watcher, file_state
 
 # Options that shape the process itself; a reload cannot change them.
 RESTART_ONLY = ("pidfile", "stats", "uid", "gid", "logto", "daemonize", "chdir", "umask")
@@ -66,6 +70,9 @@ class Master:
         self.control = None                  # the keeper's socket, when we run in a jail
         self.listeners: list[tuple] = []     # (socket, protocol), bound before any jail
         self.pool = None                     # the prefork workers, when there is an app
+        self.cheap = False                   # no worker until the next connection
+        self.last_activity = time.monotonic()
+        self.requests_seen = 0
         self.stopping = False
         self.exit_code = EXIT_OK
         self.started = time.time()
@@ -245,36 +252,96 @@ class Master:
     def start_workers(self) -> None:
         if not self.listeners or not serves_an_app(self.config):
             return
-        from nsuwsgi.server.pool import Pool
-        from nsuwsgi.server.scoreboard import Scoreboard
         processes = max(1, self.config["processes"])
         self.scoreboard = Scoreboard(2 * processes)
         self.pool = Pool(self.loop, self.log, self.scoreboard,
                          [sock.fileno() for sock, _ in self.listeners], self._worker_main,
                          processes, float(self.config["worker-reload-mercy"]))
+        for path in self.config["touch-reload"]:
+            self.watcher.watch(path, self._touched)
+        self.touch_seen = {p: file_state(p) for p in self.config["touch-reload"]}
+        if self.config["cheap"]:
+            self.go_cheap()
+        else:
+            self.pool.start()
+        if self.config["harakiri"] or self.config["idle"] or self.config["reload-on-rss"]:
+            self.loop.call_later(1.0, self._check_workers)
+
+    def go_cheap(self) -> None:
+        """No worker until a client connects (cheap); the master watches the sockets."""
+        self.cheap = True
+        self.log("[nsuwsgi] cheap mode: no worker until the first connection")
+        for sock, _ in self.listeners:
+            self.loop.add_reader(sock, self._first_connection)
+
+    def _first_connection(self) -> None:
+        for sock, _ in self.listeners:
+            self.loop.remove_reader(sock)
+        self.cheap = False
+        self.last_activity = time.monotonic()
+        self.log("[nsuwsgi] a connection arrived: spawning the workers")
         self.pool.start()
-        if self.config["harakiri"]:
-            self.loop.call_later(1.0, self._check_harakiri)
+
+    def _touched(self) -> None:
+        for path in self.config["touch-reload"]:
+            now = file_state(path)
+            if now != self.touch_seen.get(path):
+                self.touch_seen[path] = now
+                self.log(f"*** {path} has been touched... grace them all !!! ***")
+                if not self.cheap and not self.stopping:
+                    self.pool.reload()
+                return
 
     def _worker_main(self, index: int, slot: int) -> int:
         """Runs in the forked worker."""
-        from nsuwsgi.server.worker import run_worker
         return run_worker(self.config, self.listeners, self.scoreboard.writer(slot), index,
                           self.log)
 
-    def _check_harakiri(self) -> None:
-        """Every second, while harakiri is set: kill workers stuck in one request too long."""
+    def _check_workers(self) -> None:
+        """Once a second, only when harakiri, idle or reload-on-rss is set."""
         if self.stopping or self.pool is None:
             return
-        limit = self.config["harakiri"]
         now = time.monotonic()
+        busy = False
+        requests = 0
         for worker in self.pool.workers:
-            _, busy_since, _ = self.scoreboard.read(worker.slot)
-            if busy_since and now - busy_since > limit and worker.pid > 0:
-                self.log(f"*** HARAKIRI ON WORKER {worker.index} (pid: {worker.pid}, "
-                         f"running for {now - busy_since:.1f}s, limit {limit}s) ***")
-                worker.signal(signal.SIGKILL)
-        self.loop.call_later(1.0, self._check_harakiri)
+            served, busy_since, _ = self.scoreboard.read(worker.slot)
+            requests += served
+            busy = busy or bool(busy_since)
+            self._harakiri(worker, busy_since, now)
+            self._check_rss(worker)
+        if requests != self.requests_seen or busy:
+            self.requests_seen, self.last_activity = requests, now
+        idle = self.config["idle"]
+        if idle and not self.cheap and now - self.last_activity > idle:
+            self._idle()
+        self.loop.call_later(1.0, self._check_workers)
+
+    def _harakiri(self, worker, busy_since: float, now: float) -> None:
+        limit = self.config["harakiri"]
+        if limit and busy_since and now - busy_since > limit and worker.pid > 0:
+            self.log(f"*** HARAKIRI ON WORKER {worker.index} (pid: {worker.pid}, "
+                     f"running for {now - busy_since:.1f}s, limit {limit}s) ***")
+            worker.signal(signal.SIGKILL)
+
+    def _check_rss(self, worker) -> None:
+        limit = self.config["reload-on-rss"]
+        if limit and worker.pid > 0 and worker.state is State.RUNNING:
+            rss = worker.stats()["rss"]
+            if rss > limit * 1024 * 1024:
+                self.log(f"worker {worker.index} (pid: {worker.pid}) uses {rss >> 20} MB, "
+                         f"over reload-on-rss {limit} MB: recycling it")
+                worker.signal(signal.SIGHUP)
+
+    def _idle(self) -> None:
+        if self.config["die-on-idle"]:
+            self.log(f"[nsuwsgi] idle for {self.config['idle']}s: die-on-idle, shutting down")
+            self.shutdown(graceful=True)
+            return
+        self.log(f"[nsuwsgi] idle for {self.config['idle']}s: going cheap")
+        self.pool.stop(graceful=True)
+        self.pool = self.pool.fresh()
+        self.go_cheap()
 
     def shutdown(self, graceful: bool) -> None:
         """Stop dumb daemons (stop signal, SIGKILL after reload-mercy); smart ones live on.
@@ -334,7 +401,7 @@ class Master:
         self.honour_stdin = bool(new["daemons-honour-stdin"])
         self.apply_daemons(new.daemons)
         self.config = new
-        if self.pool is not None:
+        if self.pool is not None and not self.cheap:
             self.pool.reload()          # workers load the app after fork: a new generation
 
     def apply_daemons(self, decls) -> None:
@@ -415,7 +482,6 @@ def serves_an_app(config: Config) -> bool:
 
 def bind_listeners(config: Config, log) -> list[tuple]:
     """Every configured socket, bound now (as root, outside any jail), plus systemd's."""
-    from nsuwsgi.server import sockets
     found = sockets.systemd_sockets(os.environ, config["protocol"])
     for sock, protocol in found:
         log(f"uwsgi socket {sockets.name_of(sock)} inherited from systemd ({protocol})")

@@ -27,6 +27,7 @@ from typing import Any, Callable
 
 from nsuwsgi import linux, spec
 from nsuwsgi.jail import hooks
+from nsuwsgi.jail.plan import UNSHARE_NAMES
 from nsuwsgi.server import sockets
 from nsuwsgi.errors import (ConfigErrors, Origin, UserError, ValueProblem,
                             did_you_mean)
@@ -203,7 +204,6 @@ def parse_veth(text: str) -> spec.VethSpec:
 
 
 def parse_unshare(text: str) -> int:
-    from nsuwsgi.jail.plan import UNSHARE_NAMES
     flags = 0
     for name in parse_str(text).replace(" ", ",").split(","):
         if not name:
@@ -232,12 +232,11 @@ def parse_pivot_root(text: str) -> tuple[str, str]:
 
 
 def parse_caps(text: str) -> frozenset[int]:
-    from nsuwsgi.linux import capability_number
     caps = set()
     for name in parse_str(text).replace(" ", ",").split(","):
         if not name:
             continue
-        number = capability_number(name)
+        number = linux.capability_number(name)
         if number is None:
             raise ValueProblem(f"unknown capability '{name}'",
                                "use names like net_bind_service,setuid (see capabilities(7))")
@@ -510,6 +509,29 @@ TABLE: tuple[Option, ...] = (
                   default=(), repeatable=True, aliases=("python-path", "pp")),
     server_option("virtualenv", parse_str, "Use this virtualenv's packages.", "DIR",
                   aliases=("venv", "home", "pyhome")),
+
+    server_option("no-default-app", parse_bool, "Answer 404 where no mountpoint matches, "
+                  "instead of using the first app.", ""),
+    server_option("cheap", parse_bool, "Start no worker until the first connection.", ""),
+    server_option("idle", parse_int, "After N seconds without a request, stop the workers "
+                  "and go back to cheap mode (0: never).", "SECONDS", default=0),
+    server_option("die-on-idle", parse_bool, "Exit instead of going cheap when idle.", ""),
+    server_option("touch-reload", parse_str, "Gracefully reload the workers when this file "
+                  "changes (repeatable).", "FILE", default=(), repeatable=True),
+    server_option("reload-on-rss", parse_int, "Recycle a worker whose RSS exceeds N MB "
+                  "(0: never).", "MB", default=0),
+    server_option("cgi", parse_str, "Run CGI programs: a script, a directory, or "
+                  "MOUNTPOINT=DIR (repeatable).", "[MOUNTPOINT=]PATH", default=(),
+                  repeatable=True),
+    server_option("cgi-allowed-ext", parse_str, "Only run CGI files with this extension "
+                  "(repeatable).", ".EXT", default=(), repeatable=True),
+    server_option("cgi-helper", parse_str, "Run files with this extension through a "
+                  "program: .php=php-cgi (repeatable).", ".EXT=PROGRAM", default=(),
+                  repeatable=True),
+    server_option("cgi-timeout", parse_int, "Seconds a CGI program may run.", "SECONDS",
+                  default=60),
+    server_option("static-map", parse_str, "Serve files from DIR for URLs under PREFIX "
+                  "(repeatable).", "PREFIX=DIR", default=(), repeatable=True),
 
     # ---- external daemons
     daemon_option("attach-daemon", parse_attach_daemon,

@@ -240,3 +240,39 @@ def test_socket_activation_through_systemd_socket_activate(tmp_path):
         proc.send_signal(signal.SIGTERM)
         proc.wait(15)
         OWNED.discard(proc.pid)
+
+
+def test_cheap_starts_no_worker_until_the_first_connection(nsuwsgi, tmp_path):
+    inst = nsuwsgi("--master")
+    inst.cleanup()
+    os.makedirs(inst.sockdir, exist_ok=True)
+    path = os.path.join(inst.sockdir, "cheap.sock")
+    inst = nsuwsgi("--http-socket", path, "--wsgi-file", app_file(tmp_path), "--cheap")
+    inst.ready()
+    inst.wait_log("cheap mode")
+    assert all(w["pid"] == -1 for w in inst.stats()["workers"])
+    status, _, body = http(path, b"GET / HTTP/1.0\r\n\r\n")
+    assert body == b"Hello World", "the first connection waits for the worker and is served"
+    assert inst.stats()["workers"][0]["pid"] > 0
+
+
+def test_idle_goes_back_to_cheap_and_die_on_idle_exits(nsuwsgi, tmp_path):
+    inst, path = start_server(nsuwsgi, tmp_path, "--idle", "1")
+    http(path, b"GET / HTTP/1.0\r\n\r\n")
+    inst.wait_log("going cheap", timeout=10)
+    wait_for(lambda: all(w["pid"] == -1 for w in inst.stats()["workers"]), 10, "no worker")
+    assert http(path, b"GET / HTTP/1.0\r\n\r\n")[2] == b"Hello World", "and it wakes up again"
+    inst2, path2 = start_server(nsuwsgi, tmp_path, "--idle", "1", "--die-on-idle")
+    assert inst2.wait_exit() == 0
+    assert "die-on-idle" in inst2.log()
+
+
+def test_touch_reload_starts_a_new_generation(nsuwsgi, tmp_path):
+    trigger = tmp_path / "reload.me"
+    trigger.write_text("1")
+    inst, path = start_server(nsuwsgi, tmp_path, "--touch-reload", str(trigger), app=ECHO)
+    first = int(http(path, b"GET /pid HTTP/1.0\r\n\r\n")[2])
+    trigger.write_text("2")
+    inst.wait_log("has been touched")
+    wait_for(lambda: int(http(path, b"GET /pid HTTP/1.0\r\n\r\n")[2]) != first, 10,
+             "a worker of the new generation")

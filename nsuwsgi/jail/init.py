@@ -70,26 +70,33 @@ def _permitted() -> frozenset:
 
 def _relay(payload_pid: int) -> int:
     wanted = RELAYED | {signal.SIGCHLD}
+    asked_to_stop = False
     while True:
         status = _reap_all(payload_pid)
         if status is not None:
-            _end_leftovers()
+            _end_leftovers(signal_them=not asked_to_stop)
             return exit_code(status)
         info = signal.sigwaitinfo(wanted)
         if info.si_signo != signal.SIGCHLD:
+            asked_to_stop = asked_to_stop or info.si_signo in STOPPING
             try:
                 os.killpg(payload_pid, info.si_signo)   # a shell payload's children too
             except ProcessLookupError:
                 pass
 
 
-def _end_leftovers() -> None:
+STOPPING = {signal.SIGTERM, signal.SIGINT, signal.SIGQUIT, signal.SIGHUP}
+
+
+def _end_leftovers(signal_them: bool) -> None:
     """The payload ended: SIGTERM whatever is left (a shell's children), reap it, bounded.
 
     Exiting at once would SIGKILL them with the namespace before they could handle SIGTERM.
+    When a stop signal was already relayed to the payload's group, they have it: no second.
     """
     try:
-        os.kill(-1, signal.SIGTERM)         # from PID 1: every other process in the namespace
+        if signal_them:
+            os.kill(-1, signal.SIGTERM)     # from PID 1: every other process in the namespace
     except ProcessLookupError:
         return
     deadline = time.monotonic() + LEFTOVER_GRACE

@@ -117,8 +117,8 @@ class HttpParser:
         self._upgrade_body = False
         self._remaining = 0      # Content-Length bytes still to come
         self._body_total = 0     # chunked bytes so far (for max_body)
-        # chunk scanner: state, bytes left of data+CRLF, partial line (first 3 bytes) and
-        # its length, trailer section length
+        # chunk scanner: state, bytes left of data+CRLF, a partial size line (or the first
+        # byte of a partial trailer line) and its length, trailer section length
         self._cs = _C_SIZE
         self._crem = 0
         self._cline = b""
@@ -315,7 +315,7 @@ class HttpParser:
                     return pos, True
         return n, None
 
-    # ---- llhttp callbacks
+    # ---- llhttp callbacks (called by httptools during feed_data; not for callers)
 
     def on_message_begin(self):
         self._headers = []

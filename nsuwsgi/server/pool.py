@@ -174,6 +174,13 @@ class Pool:
         for worker in self.workers:
             worker.start()
 
+    def fresh(self) -> "Pool":
+        """Going cheap: these workers stop; the next ones come from a new generation."""
+        self.generation += 1
+        self.retiring += self.workers
+        self.workers = self._generation()
+        return self
+
     def stop(self, graceful: bool) -> None:
         for worker in self.workers + self.retiring:
             worker.stop(graceful)

@@ -1,0 +1,68 @@
+"""A tenant's app served from inside a namespace jail, with no network of its own and as
+nobody, through a socket the keeper bound outside the jail before building it."""
+
+from __future__ import annotations
+
+import os
+import socket
+
+from nsuwsgi.rootfs import build_rootfs
+from support import wait_for
+
+APP = '''
+import os
+def application(environ, start_response):
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    facts = "uid=%d hostname=%s pid=%d" % (os.getuid(), os.uname().nodename, os.getpid())
+    return [facts.encode()]
+'''
+
+
+def get(path: str) -> bytes:
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.settimeout(10)
+        sock.connect(path)
+        sock.sendall(b"GET / HTTP/1.0\r\n\r\n")
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+    return data
+
+
+def test_app_served_from_a_jail_with_no_network_as_nobody(nsuwsgi, tmp_path):
+    root = tmp_path / "root"
+    build_rootfs(str(root), usr_from_host=True)
+    (root / "app.py").write_text(APP)
+    probe = nsuwsgi("--master")
+    probe.cleanup()
+    os.makedirs(probe.sockdir, exist_ok=True)
+    os.chmod(probe.sockdir, 0o777)
+    path = os.path.join(probe.sockdir, "tenant.sock")
+    ini = tmp_path / "tenant.ini"
+    ini.write_text(f"""[uwsgi]
+namespace = {root}:tenant1
+namespace-keep-mount = /usr:/usr:ro
+namespace-net = true
+uid = nobody
+gid = nogroup
+http-socket = {path}
+wsgi-file = /app.py
+processes = 2
+""")
+    inst = nsuwsgi("--ini", str(ini))
+    inst.ready()
+    reply = wait_for(lambda: _try(path), 15, f"an answer from the jailed app:\n{inst.log()}")
+    head, _, body = reply.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200")
+    facts = dict(item.split("=") for item in body.decode().split())
+    assert facts["uid"] == "65534" and facts["hostname"] == "tenant1"
+    assert int(facts["pid"]) < 100, "a pid of the jail's own PID namespace"
+    assert os.stat(path).st_uid == 0, "bound by the keeper, as root, outside the jail"
+    assert inst.stop() == 0
+
+
+def _try(path):
+    try:
+        return get(path)
+    except OSError:
+        return None
