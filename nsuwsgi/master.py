@@ -477,7 +477,7 @@ class Master:
 
 
 def serves_an_app(config: Config) -> bool:
-    return bool(config["wsgi-file"] or config["module"] or config["mount"])
+    return bool(config["wsgi-file"] or config["module"] or config["mount"] or config["cgi"])
 
 
 def bind_listeners(config: Config, log) -> list[tuple]:

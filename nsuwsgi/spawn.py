@@ -134,9 +134,9 @@ def _plain(spec: ProcessSpec) -> bool:
 def _posix_spawn(spec: ProcessSpec, executable: bytes, argv, env, keep) -> int:
     """vfork+exec through posix_spawn: stdio set up, every other inheritable fd closed."""
     actions = []
-    if spec.stdin_devnull:
+    if spec.stdin_fd is None and spec.stdin_devnull:
         actions.append((os.POSIX_SPAWN_OPEN, 0, "/dev/null", os.O_RDONLY, 0))
-    for target, source in ((1, spec.stdout_fd), (2, spec.stderr_fd)):
+    for target, source in ((0, spec.stdin_fd), (1, spec.stdout_fd), (2, spec.stderr_fd)):
         if source is not None and source != target:
             actions.append((os.POSIX_SPAWN_DUP2, source, target))
     for fd in _inheritable_fds(exclude=keep):
@@ -389,12 +389,12 @@ def _report(errpipe: int, stage: str, err: int, detail: str) -> None:
 
 
 def _setup_stdio(spec: ProcessSpec) -> None:
-    if spec.stdin_devnull:
+    if spec.stdin_fd is None and spec.stdin_devnull:
         fd = os.open("/dev/null", os.O_RDONLY)
         if fd != 0:
             os.dup2(fd, 0)
             os.close(fd)
-    for target, source in ((1, spec.stdout_fd), (2, spec.stderr_fd)):
+    for target, source in ((0, spec.stdin_fd), (1, spec.stdout_fd), (2, spec.stderr_fd)):
         if source is not None and source != target:
             os.dup2(source, target)
 

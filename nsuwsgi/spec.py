@@ -58,6 +58,7 @@ class ProcessSpec:
     gid: int | None = None
     groups: tuple[int, ...] | None = None   # None: leave supplementary groups alone
     stdin_devnull: bool = True
+    stdin_fd: int | None = None         # this fd becomes fd 0 (wins over stdin_devnull)
     stdout_fd: int | None = None        # None: inherit fd 1
     stderr_fd: int | None = None        # None: inherit fd 2
     pass_fds: tuple[int, ...] = ()

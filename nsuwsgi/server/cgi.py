@@ -31,10 +31,11 @@ Mapping (PATH_INFO is the decoded request path; SCRIPT_NAME is what came in, usu
 The program's environment: the worker's environment (PATH, and `env =` settings such as
 CGIT_CONFIG; stale CGI meta-variables and systemd's LISTEN_*/NOTIFY_SOCKET removed), then the
 request's variables (every upper-case key of the environ: HTTP_* headers, and over the uwsgi
-protocol whatever the web server sent; HTTP_PROXY is dropped, "httpoxy"), then the CGI/1.1
-set: GATEWAY_INTERFACE, SERVER_SOFTWARE, SERVER_NAME/PORT/PROTOCOL, REQUEST_METHOD,
-REQUEST_URI, SCRIPT_NAME, SCRIPT_FILENAME, PATH_INFO, PATH_TRANSLATED (when PATH_INFO is not
-empty: DOCUMENT_ROOT + PATH_INFO), QUERY_STRING, REMOTE_ADDR/PORT, CONTENT_TYPE,
+protocol whatever the web server sent; HTTP_PROXY ("httpoxy"), LD_*, PATH and a few shell
+variables are never taken from a request), then the CGI/1.1 set: GATEWAY_INTERFACE,
+SERVER_SOFTWARE, SERVER_NAME/PORT/PROTOCOL, REQUEST_METHOD, REQUEST_URI, SCRIPT_NAME,
+SCRIPT_FILENAME, PATH_INFO, PATH_TRANSLATED (when PATH_INFO is not empty: DOCUMENT_ROOT +
+PATH_INFO), QUERY_STRING, REMOTE_ADDR/PORT, CONTENT_TYPE,
 CONTENT_LENGTH, DOCUMENT_ROOT (the directory; for a script the worker's cwd, as uWSGI; a
 DOCUMENT_ROOT sent by the web server wins), HTTPS=on for https, REDIRECT_STATUS=200 (php-cgi
 wants it). A query string without `=` is also passed as argv words (RFC 3875 4.4, split on `+`,
@@ -64,7 +65,6 @@ by the deadline (poll timeouts; the pidfd for the exit).
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import re
 import select
@@ -101,8 +101,9 @@ _META = {"AUTH_TYPE", "CONTENT_LENGTH", "CONTENT_TYPE", "DOCUMENT_ROOT", "GATEWA
          "REQUEST_METHOD", "REQUEST_SCHEME", "REQUEST_URI", "SCRIPT_FILENAME", "SCRIPT_NAME",
          "SERVER_ADDR", "SERVER_NAME", "SERVER_PORT", "SERVER_PROTOCOL", "SERVER_SOFTWARE",
          "LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES", "NOTIFY_SOCKET"}
-_DROPPED_REQUEST_VARS = {"HTTP_PROXY"}           # httpoxy (CVE-2016-5385)
-_HAS_STDIN_FD = "stdin_fd" in {f.name for f in dataclasses.fields(ProcessSpec)}
+# Never taken from a request: httpoxy (CVE-2016-5385), and what the dynamic loader or a shell
+# would act on (a request var is HTTP_* or whatever the web server sent over uwsgi).
+_DROPPED_REQUEST_VARS = {"HTTP_PROXY", "PATH", "IFS", "BASH_ENV", "ENV", "SHELLOPTS", "PS4"}
 
 
 class CGIConfigError(AppLoadError):
@@ -148,7 +149,7 @@ class _Target:
     script_name: str        # URL form (latin-1)
     path_info: str          # URL form (latin-1)
     docroot: str            # filesystem form
-    directory: bool = False # found by walking a directory (else a configured script)
+    directory: bool = False  # found by walking a directory (else a configured script)
 
 
 def parse_mappings(values) -> tuple[tuple[Mapping, ...], Mapping | None]:
@@ -367,7 +368,7 @@ class CGIApp:
         env = dict(self.base_env)
         for key, value in environ.items():
             if type(value) is str and _ENV_KEY.match(key) \
-                    and key not in _DROPPED_REQUEST_VARS:
+                    and key not in _DROPPED_REQUEST_VARS and not key.startswith("LD_"):
                 env[key] = _native(value)
         env.pop("CONTENT_LENGTH", None)
         scheme = environ.get("wsgi.url_scheme", "http")
@@ -629,27 +630,8 @@ class _Run:
 
 
 def _spawn_with_stdin(spec: dict, stdin_fd: int, now: float):
-    """spawn() with `stdin_fd` as the child's fd 0.
-
-    ProcessSpec has no stdin_fd field (yet): fd 0 of this process is pointed at the pipe for
-    the duration of the spawn (the worker is single-threaded) and restored afterwards.
-    """
-    if _HAS_STDIN_FD:
-        return spawn(ProcessSpec(**spec, stdin_fd=stdin_fd, stdin_devnull=False), now)
-    try:
-        saved = os.dup(0)
-        inheritable = os.get_inheritable(0)
-    except OSError:
-        saved, inheritable = None, True
-    os.dup2(stdin_fd, 0)
-    try:
-        return spawn(ProcessSpec(**spec, stdin_devnull=False), now)
-    finally:
-        if saved is None:
-            os.close(0)
-        else:
-            os.dup2(saved, 0, inheritable=inheritable)
-            os.close(saved)
+    """spawn() with `stdin_fd` as the child's fd 0."""
+    return spawn(ProcessSpec(**spec, stdin_fd=stdin_fd, stdin_devnull=False), now)
 
 
 class _Body:
@@ -715,9 +697,13 @@ def _request_body(environ) -> tuple[object, int]:
         return stream, max(length, 0)
     spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_MEMORY)
     total = 0
-    while chunk := stream.read(CHUNK):
-        spool.write(chunk)
-        total += len(chunk)
+    try:
+        while chunk := stream.read(CHUNK):
+            spool.write(chunk)
+            total += len(chunk)
+    except BaseException:
+        spool.close()
+        raise
     if not total:
         spool.close()
         return None, 0

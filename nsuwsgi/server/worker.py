@@ -19,6 +19,7 @@ import socket
 import time
 
 from nsuwsgi.server.apps import AppLoadError, load_apps
+from nsuwsgi.server.cgi import make_cgi_app
 from nsuwsgi.server.events import BadRequest, Body, End, Head, Limits
 from nsuwsgi.server.http import HttpParser
 from nsuwsgi.server.sockets import HTTP
@@ -89,7 +90,10 @@ class Worker:
         signal.signal(signal.SIGTERM, _leave_now)
         signal.signal(signal.SIGPIPE, signal.SIG_IGN)
         try:
-            self.app = load_apps(self.config, chdir=False, log=self.log).wsgi
+            if self.config["cgi"]:
+                self.app = make_cgi_app(self.config, log=self.log)
+            else:
+                self.app = load_apps(self.config, chdir=False, log=self.log).wsgi
         except AppLoadError as err:
             self.log(f"nsuwsgi: error: {err}")
             return EXIT_APP_FAILED
