@@ -489,10 +489,12 @@ def test_keeper_sigkilled_takes_the_whole_jail_down(nsuwsgi, rootfs, tmp_path):
     inst.wait_running(0)
     inst.wait_running(1)
     # init, master, lifeline, the shell and its two sleeps, the second sleep
-    jailed = wait_for(lambda: (d := descendants(inst.pid)) and len(d) >= 6 and d, 10,
-                      "the jail's processes")
-    cmdlines = [" ".join(linux.proc_cmdline(p)) for p in jailed]
-    assert any("sleep 1000" in c for c in cmdlines) and any("sleep 1002" in c for c in cmdlines)
+    def both_sleeps():
+        found = descendants(inst.pid)
+        cmdlines = [" ".join(linux.proc_cmdline(p)) for p in found]
+        wanted = all(any(name in c for c in cmdlines) for name in ("sleep 1000", "sleep 1002"))
+        return found if wanted and len(found) >= 6 else None
+    jailed = wait_for(both_sleeps, 10, "the jail's processes")
     os.kill(inst.pid, signal.SIGKILL)
     assert inst.wait_exit(5) == -signal.SIGKILL
     wait_for(lambda: gone(jailed), 5,
