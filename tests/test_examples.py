@@ -7,8 +7,13 @@ from support import run_cli
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def test_demo_config_loads_without_warnings_or_errors():
-    result = run_cli("--ini", str(ROOT / "examples" / "demo.ini"), "--show-config")
+def test_demo_config_loads_without_warnings_or_errors(tmp_path):
+    """As scripts/demo.sh runs it: examples/ next to a var/demo it created."""
+    import shutil
+    (tmp_path / "examples").mkdir()
+    (tmp_path / "var" / "demo").mkdir(parents=True)
+    shutil.copy(ROOT / "examples" / "demo.ini", tmp_path / "examples")
+    result = run_cli("--ini", str(tmp_path / "examples" / "demo.ini"), "--show-config")
     assert result.returncode == 0, result.stderr
     assert result.stderr == ""
     assert "attach-daemon = memcached -s" in result.stdout
