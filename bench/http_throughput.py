@@ -256,6 +256,21 @@ def wait_ready(proc: subprocess.Popen, port: int, log_path: str, what: str) -> N
                      f"{log_tail(log_path)}")
 
 
+def wait_workers(master: psutil.Process, processes: int) -> list[psutil.Process]:
+    """The master's children, once there are `processes` of them (workers start one by one:
+    the first 200 can come before the last worker is up)."""
+    deadline = time.monotonic() + READY_TIMEOUT
+    while True:
+        workers = master.children()
+        if len(workers) >= processes or time.monotonic() > deadline:
+            break
+        time.sleep(0.01)
+    if len(workers) != processes:
+        print(f"# note: pid {master.pid} has {len(workers)} child processes for --processes "
+              f"{processes}: {[w.pid for w in workers]}")
+    return workers
+
+
 def check_answer(name: str, app: str, port: int, setup: Setup) -> None:
     status, body = http_get(port)
     expected = b"Hello World" if app == "hello" else b"%d\n" % spin(setup.spin_iterations)
@@ -349,10 +364,7 @@ def run_instance(procs: Processes, name: str, app: str, processes: int, setup: S
         wait_ready(proc, port, log_path, f"{name} ({app}, {processes} processes)")
         check_answer(name, app, port, setup)
         master = psutil.Process(proc.pid)
-        workers = master.children()
-        if len(workers) != processes:
-            print(f"# note: {name} has {len(workers)} child processes for --processes "
-                  f"{processes}: {[w.pid for w in workers]}")
+        workers = wait_workers(master, processes)
         everyone = [master] + workers
         if app == "cpu1ms":
             status, body = http_get(port, "/spin-time")
@@ -642,6 +654,9 @@ def report(results: dict, servers: list[str], cold: tuple | None, calib: tuple) 
         print(f"  {name:<9} " + ("; ".join(parts) if parts else "none"))
     print("  (uWSGI --http-socket closes every connection after its response without "
           "`Connection: close`: wrk counts ~1 read error per request; not failed requests)")
+    print("  (uWSGI-ka: a sync worker keeps serving one keep-alive connection until it closes;"
+          " the other connections wait unserved,\n   so its latencies are those of the few "
+          "connections it serves, and wrk records nothing for the starved ones)")
 
     print("\n## idle memory after the run: PSS per worker (MB), master PSS (MB)")
     for app in APPS:

@@ -21,6 +21,7 @@ import os
 import signal
 import socket
 import time
+from dataclasses import replace
 from typing import Callable
 
 from nsuwsgi import linux
@@ -112,7 +113,8 @@ class Keeper:
 
         return ProcessSpec(argv=("nsuwsgi-master",), executable="", env=(),
                            stdin_devnull=True, pass_fds=tuple(keep), new_session=True,
-                           pdeathsig=int(signal.SIGKILL), jail=plan(self.jail), run=inside,
+                           pdeathsig=int(signal.SIGKILL),
+                           jail=replace(plan(self.jail), relay_to_group=False), run=inside,
                            host_setup=self._host_side)
 
     def _wait(self) -> int:

@@ -39,7 +39,8 @@ from nsuwsgi.stats import bind_stats, serve_one, socket_name
 from nsuwsgi.watch import Watcher, file_state
 
 # Options that shape the process itself; a reload cannot change them.
-RESTART_ONLY = ("pidfile", "stats", "uid", "gid", "logto", "daemonize", "chdir", "umask")
+RESTART_ONLY = ("pidfile", "stats", "uid", "gid", "logto", "daemonize", "chdir", "umask",
+                "socket", "http-socket", "processes", "protocol", "listen")
 
 
 class Log:
@@ -356,6 +357,8 @@ class Master:
                     daemon.send_signal(signal.SIGKILL)
             for pgid in self.lingering:
                 _killpg(pgid, signal.SIGKILL)
+            if self.pool is not None:
+                self.pool.kill()
             return
         self.stopping = True
         how = "graceful" if graceful else "immediate"
@@ -491,9 +494,12 @@ def bind_listeners(config: Config, log) -> list[tuple]:
             spec = setting.value
             if option == "socket" and config["protocol"]:
                 spec = sockets.SocketSpec(spec.address, config["protocol"])
-            with setup_step(config, option):
+            try:
                 sock = sockets.bind(spec, backlog, config["chmod-socket"],
                                     config["chown-socket"])
+            except OSError as err:
+                raise SetupError(f"{setting.origin}: {option} = {spec.address}: "
+                                 f"{err.strerror or err}") from None
             log(f"uwsgi socket {len(found)} bound to {sockets.name_of(sock)} ({spec.protocol})")
             found.append((sock, spec.protocol))
     return found

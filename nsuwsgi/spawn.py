@@ -323,7 +323,7 @@ def _become_init_and_fork_payload(spec, errpipe) -> None:
     payload = os.fork()
     if payload != 0:
         os.closerange(3, 1 << 20)   # init keeps no fd: the payload reports from now on
-        init.run_init(payload, spec.jail.init_caps)     # never returns
+        init.run_init(payload, spec.jail.init_caps, spec.jail.relay_to_group)     # never returns
     _set_pdeathsig(signal.SIGKILL, init_pid)
     os.setpgid(0, 0)                # its own group: init relays signals to all of it
 
@@ -346,7 +346,7 @@ def _become_init_and_spawn_payload(spec, executable, argv, env, errpipe) -> None
                               spec.cwd or "") from None
     pid = _posix_spawn_payload(spec, executable, argv, env)
     os.closerange(3, 1 << 20)       # the error pipe too: the parent reads EOF, success
-    init.run_init(pid, spec.jail.init_caps)     # never returns
+    init.run_init(pid, spec.jail.init_caps, spec.jail.relay_to_group)     # never returns
 
 
 def _posix_spawn_payload(spec, executable, argv, env) -> int:

@@ -163,9 +163,10 @@ def test_stats_show_workers_and_requests(nsuwsgi, tmp_path):
     inst, path = start_server(nsuwsgi, tmp_path, "--processes", "2")
     for _ in range(4):
         http(path, b"GET / HTTP/1.0\r\n\r\n")
-    workers = inst.stats()["workers"]
+    # a worker counts a request once its response is sent: wait for the last one to land
+    workers = wait_for(lambda: (w := inst.stats()["workers"]) and
+                       sum(x["requests"] for x in w) >= 4 and w, 5, "4 requests counted")
     assert [w["id"] for w in workers] == [1, 2]
-    assert sum(w["requests"] for w in workers) >= 4
     assert all(w["rss"] > 0 and w["status"] in ("idle", "busy") for w in workers)
 
 
@@ -276,3 +277,36 @@ def test_touch_reload_starts_a_new_generation(nsuwsgi, tmp_path):
     inst.wait_log("has been touched")
     wait_for(lambda: int(http(path, b"GET /pid HTTP/1.0\r\n\r\n")[2]) != first, 10,
              "a worker of the new generation")
+
+
+def test_ipv6_loopback_socket_with_a_kernel_chosen_port(nsuwsgi, tmp_path):
+    import re
+    inst = nsuwsgi("--http-socket", "[::1]:0", "--wsgi-file", app_file(tmp_path))
+    text = inst.wait_log("bound to [::1]:")
+    port = int(re.search(r"bound to \[::1\]:(\d+)", text).group(1))
+
+    def answer():
+        try:
+            with socket.create_connection(("::1", port), timeout=5) as sock:
+                sock.sendall(b"GET / HTTP/1.0\r\n\r\n")
+                return read_response(sock)[2]
+        except OSError:
+            return None
+    assert wait_for(answer, 10, "an answer over IPv6") == b"Hello World"
+
+
+def test_the_last_response_before_max_requests_says_connection_close(nsuwsgi, tmp_path):
+    inst, path = start_server(nsuwsgi, tmp_path, "--max-requests", "2")
+    with connect(path) as sock:
+        sock.sendall(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+        _, headers, _ = read_response(sock)
+        if headers.get("connection") != "close":       # the readiness probe was request 1
+            sock.sendall(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+            _, headers, _ = read_response(sock)
+        assert headers["connection"] == "close"
+
+
+def test_an_oversized_head_gets_431_with_its_own_reason_phrase(nsuwsgi, tmp_path):
+    inst, path = start_server(nsuwsgi, tmp_path)
+    status, _, _ = http(path, b"GET / HTTP/1.1\r\nX-Big: " + b"a" * 8000 + b"\r\n\r\n")
+    assert status == b"HTTP/1.1 431 Request Header Fields Too Large"

@@ -32,7 +32,7 @@ def exit_code(status: int) -> int:
     return os.WEXITSTATUS(status)
 
 
-def run_init(payload_pid: int, keep_caps: frozenset) -> None:
+def run_init(payload_pid: int, keep_caps: frozenset, to_group: bool = True) -> None:
     """Relay and reap until the payload ends, then exit with its status. Never returns."""
     code = 1
     try:
@@ -41,7 +41,7 @@ def run_init(payload_pid: int, keep_caps: frozenset) -> None:
             _drop_to(keep_caps)
         linux.set_no_new_privs()
         linux.set_dumpable(False)       # jailed processes cannot ptrace or read /proc/1/*
-        code = _relay(payload_pid)
+        code = _relay(payload_pid, to_group)
     finally:
         os._exit(code)
 
@@ -68,7 +68,7 @@ def _permitted() -> frozenset:
     return frozenset()
 
 
-def _relay(payload_pid: int) -> int:
+def _relay(payload_pid: int, to_group: bool) -> int:
     wanted = RELAYED | {signal.SIGCHLD}
     asked_to_stop = False
     while True:
@@ -80,7 +80,10 @@ def _relay(payload_pid: int) -> int:
         if info.si_signo != signal.SIGCHLD:
             asked_to_stop = asked_to_stop or info.si_signo in STOPPING
             try:
-                os.killpg(payload_pid, info.si_signo)   # a shell payload's children too
+                if to_group:
+                    os.killpg(payload_pid, info.si_signo)   # a shell payload's children too
+                else:
+                    os.kill(payload_pid, info.si_signo)
             except ProcessLookupError:
                 pass
 

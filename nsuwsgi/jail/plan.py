@@ -288,6 +288,9 @@ class JailPlan:
     init_ops: tuple[Op, ...]
     payload_ops: tuple[Op, ...]
     init_caps: frozenset = frozenset({CAP_KILL})    # what PID 1 keeps after forking
+    # Relay signals to the payload's process group (a shell and its children: ns_pid), or to
+    # the payload alone (the jailed master, whose workers must not get the keeper's SIGTERM).
+    relay_to_group: bool = True
 
     def describe(self) -> list[str]:
         """One line per op, for --show-config and the docs."""

@@ -185,6 +185,11 @@ class Pool:
         for worker in self.workers + self.retiring:
             worker.stop(graceful)
 
+    def kill(self) -> None:
+        """A second stop signal: no more waiting."""
+        for worker in self.workers + self.retiring:
+            worker.signal(signal.SIGKILL)
+
     def reload(self) -> None:
         """A fresh generation first, then the old one finishes its requests and leaves."""
         self.generation += 1

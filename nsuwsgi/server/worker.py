@@ -17,6 +17,7 @@ import selectors
 import signal
 import socket
 import time
+from http import HTTPStatus
 
 from nsuwsgi.server.apps import AppLoadError, load_apps
 from nsuwsgi.server.cgi import make_cgi_app
@@ -46,7 +47,7 @@ class Connection:
         self.parser = UwsgiParser(limits) if self.uwsgi else HttpParser(limits)
         self.events: list = []
         self.peer = peer
-        remote_addr, remote_port = peer if isinstance(peer, tuple) else ("", "")
+        remote_addr, remote_port = peer[:2] if isinstance(peer, tuple) else ("", "")
         self.base = environ_base(server_name=server[0], server_port=server[1],
                                  remote_addr=remote_addr, remote_port=remote_port)
         self.last_used = time.monotonic()
@@ -76,6 +77,7 @@ class Worker:
         self.stopping = False
         self.selector = selectors.DefaultSelector()
         self.app = None
+        self.response = None                # the response being written, for _graceful
         self.pid = os.getpid()
 
     # ---- setup
@@ -89,6 +91,8 @@ class Worker:
         signal.signal(signal.SIGINT, _leave_now)
         signal.signal(signal.SIGTERM, _leave_now)
         signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+        signal.signal(signal.SIGUSR1, signal.SIG_IGN)   # meant for the master (stats)
+        signal.signal(signal.SIGUSR2, signal.SIG_IGN)
         try:
             if self.config["cgi"]:
                 self.app = make_cgi_app(self.config, log=self.log)
@@ -96,6 +100,8 @@ class Worker:
                 self.app = load_apps(self.config, chdir=False, log=self.log).wsgi
         except AppLoadError as err:
             self.log(f"nsuwsgi: error: {err}")
+            if err.traceback:
+                self.log(err.traceback.rstrip())
             return EXIT_APP_FAILED
         self.selector.register(wake_r, selectors.EVENT_READ, None)
         for sock, protocol in self.listeners:
@@ -108,6 +114,8 @@ class Worker:
 
     def _graceful(self, signum, frame) -> None:
         self.stopping = True
+        if self.response is not None:
+            self.response.keep_alive = False    # the answer in progress says Connection: close
 
     # ---- the loop
 
@@ -196,9 +204,13 @@ class Worker:
             return
         body = f"{bad.status} {bad.reason}\n".encode()
         try:
-            conn.sock.sendall(b"HTTP/1.1 %d Bad Request\r\nContent-Type: text/plain\r\n"
+            phrase = HTTPStatus(bad.status).phrase.encode()
+        except ValueError:
+            phrase = b"Bad Request"
+        try:
+            conn.sock.sendall(b"HTTP/1.1 %d %s\r\nContent-Type: text/plain\r\n"
                               b"Content-Length: %d\r\nConnection: close\r\n\r\n%s"
-                              % (bad.status, len(body), body))
+                              % (bad.status, phrase, len(body), body))
         except OSError:
             pass
 
@@ -210,9 +222,13 @@ class Worker:
         body = BodyReader(self._body_source(conn),
                           self._send_continue(conn) if head.expect_continue else None)
         environ = environ_from(conn.base, head, body)
-        response = Response.for_environ(conn.sock, environ, keep_alive=head.keep_alive,
-                                        uwsgi=conn.uwsgi, log=self.log)
+        last = self.max_requests and self.served + 1 >= self.max_requests
+        response = Response.for_environ(conn.sock, environ,
+                                        keep_alive=head.keep_alive and not last and
+                                        not self.stopping, uwsgi=conn.uwsgi, log=self.log)
+        self.response = response
         keep = call_app(self.app, environ, response, self.log)
+        self.response = None
         self.served += 1
         self.slot.end()
         if keep:
