@@ -27,14 +27,20 @@ Apps (bench/apps/, the same files for every server):
              server (uWSGI embeds libpython3.11.so; the venv runs /usr/bin/python3.11).
 
 Matrix: app x processes (1, 2) x connections (16, 64); wrk -t1 for 16 connections and -t2 for
-64, --latency, a 1 s warm-up then a 5 s measured run per cell. One server instance serves both
-connection counts of an (app, processes) pair; the order of the servers rotates from pair to
-pair. Printed per cell: req/s, p50 and p99 latency, non-2xx responses, socket errors
-(connect/read/write/timeout), and the CPU time the server's processes (master + workers)
-used per request during the measured run. Then ratios nsuwsgi/uWSGI and nsuwsgi/gunicorn.
+64, --latency, a 1 s warm-up then a 5 s measured run per cell. The four servers of an
+(app, processes) pair run side by side (an idle one sleeps in epoll) and each cell is measured
+for every server in turn, the order rotating, so that the figures compared in a ratio were taken
+seconds apart: this machine is shared, and other people's work comes and goes. Printed per
+cell: req/s, p50 and p99 latency, non-2xx responses, socket errors (connect/read/write/
+timeout), the CPU time the server's processes (master + workers) used per request during the
+measured run, and how many CPUs other work on the machine used meanwhile (/proc/stat busy time
+minus the server's, wrk's and the bench's own; plus the hypervisor's steal). Then ratios
+nsuwsgi/uWSGI and nsuwsgi/gunicorn.
 
-Idle memory: 1 s after an instance's last wrk run, the PSS of each worker (the master's
-children, for every server) with psutil's memory_full_info().pss, and the master's.
+Idle memory: afterwards each server of the pair is started again, alone (PSS divides shared
+pages among all the processes that map them, so a neighbour would lower it), serves 1 s of
+wrk -c16, is left idle 1 s, and the PSS (and USS) of each of its workers (the master's
+children, for every server) is read with psutil's memory_full_info(); the master's too.
 
 Cold start: time from the Popen call to the first HTTP 200 for GET /, for uWSGI, a plain
 nsuwsgi and a jailed one (`--namespace ROOTFS:bench` on a rootfs built by `nsuwsgi rootfs
@@ -99,6 +105,7 @@ STOP_TIMEOUT = 10.0         # then it must exit within this after its stop signa
 COLD_TIMEOUT = 20.0         # one cold start must reach its first 200 within this
 HTTP_TIMEOUT = 10.0         # one plain GET
 IDLE_BEFORE_PSS = 1.0
+MEMORY_LOAD_S = 1           # the memory instance serves this long before it is left idle
 MAX_DURATION = 600          # bounds for the flags, whatever they say
 MAX_STARTS = 200
 
@@ -290,6 +297,8 @@ class Cell:
     non2xx: int = 0
     errors: tuple[int, int, int, int] = (0, 0, 0, 0)    # connect, read, write, timeout
     cpu_us_per_req: float = 0.0
+    other_cpus: float = 0.0     # CPUs busy outside the server, wrk and the bench (others' work)
+    steal_cpus: float = 0.0     # CPUs stolen by the hypervisor
 
 
 _UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 60e3}
@@ -345,55 +354,119 @@ def cpu_seconds(procs: list[psutil.Process]) -> float:
 
 @dataclass
 class Instance:
-    """One server instance: (server, app, processes); its cells and idle memory."""
+    """One (server, app, processes): its cells, idle memory and the loop's speed inside it."""
     cells: dict[int, Cell] = field(default_factory=dict)      # by connections
-    worker_pss_mb: list[float] = field(default_factory=list)
-    master_pss_mb: float = 0.0
+    worker_mem: list[tuple[float, float, float]] = field(default_factory=list)  # PSS/USS/RSS MB
+    master_mem: tuple[float, float, float] = (0.0, 0.0, 0.0)
     spin_us: float | None = None
 
 
-def run_instance(procs: Processes, name: str, app: str, processes: int, setup: Setup,
-                 args: argparse.Namespace) -> Instance:
+@dataclass
+class Running:
+    name: str
+    port: int
+    proc: subprocess.Popen
+    log_path: str
+    everyone: list[psutil.Process]              # master + workers
+
+
+def launch(procs: Processes, name: str, app: str, processes: int, setup: Setup,
+           tag: str) -> Running:
     port = free_port()
-    log_path = os.path.join(setup.workdir, f"{name}-{app}-{processes}.log")
-    env = dict(setup.env)
-    proc = procs.start(server_argv(name, app, processes, port, setup), env, log_path,
+    log_path = os.path.join(setup.workdir, f"{name}-{app}-{processes}-{tag}.log")
+    proc = procs.start(server_argv(name, app, processes, port, setup), setup.env, log_path,
                        STOP_SIGNAL[name])
-    inst = Instance()
+    wait_ready(proc, port, log_path, f"{name} ({app}, {processes} processes)")
+    check_answer(name, app, port, setup)
+    master = psutil.Process(proc.pid)
+    return Running(name, port, proc, log_path, [master] + wait_workers(master, processes))
+
+
+def still_up(r: Running) -> None:
+    if r.proc.poll() is not None:
+        raise BenchError(f"{r.name} exited during the run:\n{log_tail(r.log_path)}")
+
+
+class Machine:
+    """CPU time of the whole machine, to show how much the bench's own processes got."""
+
+    TICK = os.sysconf("SC_CLK_TCK")
+
+    @staticmethod
+    def sample() -> tuple[float, float, float]:
+        """(busy CPU-seconds of the machine, steal, CPU-seconds of the bench + its reaped
+        children such as wrk)."""
+        with open("/proc/stat") as f:
+            v = [int(x) for x in f.readline().split()[1:9]]
+        busy = (v[0] + v[1] + v[2] + v[5] + v[6]) / Machine.TICK
+        own = os.times()
+        return busy, v[7] / Machine.TICK, own.user + own.system + own.children_user \
+            + own.children_system
+
+
+def measure_cell(r: Running, conns: int, args) -> Cell:
+    run_wrk(r.port, conns, args.warmup)                       # warm-up, not recorded
+    cpu_before = cpu_seconds(r.everyone)
+    m_before = Machine.sample()
+    cell = run_wrk(r.port, conns, args.duration)
+    m_after = Machine.sample()
+    server = cpu_seconds(r.everyone) - cpu_before
+    cell.cpu_us_per_req = server / cell.requests * 1e6 if cell.requests else 0.0
+    busy, steal, own = (a - b for a, b in zip(m_after, m_before))
+    cell.other_cpus = max(0.0, busy - server - own) / args.duration
+    cell.steal_cpus = steal / args.duration
+    still_up(r)
+    return cell
+
+
+def memory_of(p: psutil.Process) -> tuple[float, float, float]:
+    info = p.memory_full_info()
+    return info.pss / 2**20, info.uss / 2**20, info.rss / 2**20
+
+
+def run_group(procs: Processes, app: str, processes: int, order: list[str], setup: Setup,
+              args, results: dict) -> None:
+    """Throughput: the group's servers run side by side (idle ones sleep in their accept
+    loop), and every cell is measured for each server in turn, so the servers' cells of one
+    connection count lie within seconds of each other. Memory: then each server alone."""
+    running: list[Running] = []
     try:
-        wait_ready(proc, port, log_path, f"{name} ({app}, {processes} processes)")
-        check_answer(name, app, port, setup)
-        master = psutil.Process(proc.pid)
-        workers = wait_workers(master, processes)
-        everyone = [master] + workers
-        if app == "cpu1ms":
-            status, body = http_get(port, "/spin-time")
-            inst.spin_us = float(body) if status == 200 else None
-        for conns in CONNECTIONS:
-            run_wrk(port, conns, args.warmup)                       # warm-up, not recorded
-            cpu_before = cpu_seconds(everyone)
-            cell = run_wrk(port, conns, args.duration)
-            cpu_used = cpu_seconds(everyone) - cpu_before
-            cell.cpu_us_per_req = cpu_used / cell.requests * 1e6 if cell.requests else 0.0
-            inst.cells[conns] = cell
-            print_cell(name, app, processes, conns, cell)
-        time.sleep(IDLE_BEFORE_PSS)
-        for w in master.children():
-            inst.worker_pss_mb.append(w.memory_full_info().pss / 2**20)
-        inst.master_pss_mb = master.memory_full_info().pss / 2**20
-        if proc.poll() is not None:
-            raise BenchError(f"{name} exited during the run:\n{log_tail(log_path)}")
+        for name in order:
+            running.append(launch(procs, name, app, processes, setup, "throughput"))
+            results[(name, app, processes)] = Instance()
+        for r in running:
+            if app == "cpu1ms":
+                status, body = http_get(r.port, "/spin-time")
+                results[(r.name, app, processes)].spin_us = \
+                    float(body) if status == 200 else None
+        for k, conns in enumerate(CONNECTIONS):
+            for r in running[k:] + running[:k]:
+                cell = measure_cell(r, conns, args)
+                results[(r.name, app, processes)].cells[conns] = cell
+                print_cell(r.name, app, processes, conns, cell)
     finally:
-        procs.stop(proc)
-    return inst
+        for r in running:
+            procs.stop(r.proc)
+    for name in order:
+        r = launch(procs, name, app, processes, setup, "memory")
+        try:
+            run_wrk(r.port, CONNECTIONS[0], MEMORY_LOAD_S)
+            time.sleep(IDLE_BEFORE_PSS)
+            still_up(r)
+            master = r.everyone[0]
+            inst = results[(name, app, processes)]
+            inst.worker_mem = [memory_of(w) for w in master.children()]
+            inst.master_mem = memory_of(master)
+        finally:
+            procs.stop(r.proc)
 
 
 def print_cell(name: str, app: str, processes: int, conns: int, cell: Cell) -> None:
     c, r, w, t = cell.errors
-    print(f"  {app:<7} p={processes} c={conns:<3} {name:<9} {cell.rps:>9.0f} req/s  "
-          f"p50 {cell.p50_ms:7.2f} ms  p99 {cell.p99_ms:7.2f} ms  non-2xx {cell.non2xx:<4} "
-          f"sock err c/r/w/t {c}/{r}/{w}/{t}  server CPU {cell.cpu_us_per_req:6.0f} us/req",
-          flush=True)
+    print(f"  {app:<7} p={processes} c={conns:<3} {name:<9} {cell.rps:>7.0f} req/s  "
+          f"p50 {cell.p50_ms:6.2f} ms  p99 {cell.p99_ms:7.2f} ms  non-2xx {cell.non2xx} "
+          f"sock err {c}/{r}/{w}/{t}  server CPU {cell.cpu_us_per_req:4.0f} us/req  "
+          f"others {cell.other_cpus:.2f} CPU, steal {cell.steal_cpus:.2f}", flush=True)
 
 
 def run_matrix(procs: Processes, setup: Setup, args, servers: list[str]):
@@ -403,9 +476,7 @@ def run_matrix(procs: Processes, setup: Setup, args, servers: list[str]):
         for processes in PROCESSES:
             order = servers[group % len(servers):] + servers[:group % len(servers)]
             group += 1
-            for name in order:
-                results[(name, app, processes)] = run_instance(procs, name, app, processes,
-                                                               setup, args)
+            run_group(procs, app, processes, order, setup, args, results)
     return results
 
 
@@ -618,25 +689,28 @@ def verdict(ok: bool) -> str:
 
 
 def report(results: dict, servers: list[str], cold: tuple | None, calib: tuple) -> None:
-    print("\n## throughput (req/s), p50/p99 latency (ms), server CPU per request (us)")
+    print("\n## throughput (req/s), p50/p99 latency (ms), server CPU per request (us); "
+          "'bg': most CPUs others used during the row's cells")
     header = f"  {'app':<7} {'p':>1} {'c':>3}"
     for name in servers:
         header += f" | {name:>9} {'p50':>6} {'p99':>6} {'cpu':>5}"
-    header += " | ns/uWSGI ns/guni ns/uWSGI-ka"
+    header += " | ns/uWSGI ns/guni ns/uWSGI-ka |  bg"
     print(header)
     for app in APPS:
         for processes in PROCESSES:
             for conns in CONNECTIONS:
                 line = f"  {app:<7} {processes:>1} {conns:>3}"
                 rps = {}
+                bg = 0.0
                 for name in servers:
                     cell = results[(name, app, processes)].cells[conns]
                     rps[name] = cell.rps
+                    bg = max(bg, cell.other_cpus + cell.steal_cpus)
                     line += (f" | {cell.rps:>9.0f} {cell.p50_ms:>6.2f} {cell.p99_ms:>6.2f} "
                              f"{cell.cpu_us_per_req:>5.0f}")
                 line += (f" | {ratio(rps['nsuwsgi'], rps['uWSGI']):>8.2f} "
                          f"{ratio(rps['nsuwsgi'], rps.get('gunicorn', 0)):>7.2f} "
-                         f"{ratio(rps['nsuwsgi'], rps['uWSGI-ka']):>11.2f}")
+                         f"{ratio(rps['nsuwsgi'], rps['uWSGI-ka']):>11.2f} | {bg:.2f}")
                 print(line)
 
     print("\n## errors reported by wrk (non-2xx; socket errors connect/read/write/timeout)")
@@ -658,14 +732,18 @@ def report(results: dict, servers: list[str], cold: tuple | None, calib: tuple) 
           " the other connections wait unserved,\n   so its latencies are those of the few "
           "connections it serves, and wrk records nothing for the starved ones)")
 
-    print("\n## idle memory after the run: PSS per worker (MB), master PSS (MB)")
+    print(f"\n## idle memory: each server alone, after {MEMORY_LOAD_S} s of wrk -c16 and "
+          f"{IDLE_BEFORE_PSS:g} s idle; per worker PSS (USS) in MB; master PSS")
+    print("   (PSS splits a shared page among every process mapping it: the venv's "
+          "/usr/bin/python3.11 text is shared with this bench, uWSGI's libpython with no one)")
     for app in APPS:
         for processes in PROCESSES:
             line = f"  {app:<7} p={processes}"
             for name in servers:
                 inst = results[(name, app, processes)]
-                workers = "/".join(f"{x:.1f}" for x in inst.worker_pss_mb) or "-"
-                line += f" | {name} {workers} (master {inst.master_pss_mb:.1f})"
+                workers = " ".join(f"{pss:.1f} ({uss:.1f})" for pss, uss, _ in
+                                   inst.worker_mem) or "-"
+                line += f" | {name} {workers}; master {inst.master_mem[0]:.1f}"
             print(line)
 
     spins = [(name, results[(name, "cpu1ms", p)].spin_us) for name in servers
@@ -697,8 +775,8 @@ def report(results: dict, servers: list[str], cold: tuple | None, calib: tuple) 
     pss_parts = []
     for app in APPS:
         for processes in PROCESSES:
-            ns = c[("nsuwsgi", app, processes)].worker_pss_mb
-            uw = c[("uWSGI", app, processes)].worker_pss_mb
+            ns = [m[0] for m in c[("nsuwsgi", app, processes)].worker_mem]
+            uw = [m[0] for m in c[("uWSGI", app, processes)].worker_mem]
             n_mean = statistics.mean(ns) if ns else float("nan")
             u_mean = statistics.mean(uw) if uw else float("nan")
             pss_ok &= n_mean <= u_mean
