@@ -8,6 +8,7 @@ leave, so the listening sockets always have someone accepting and no request is 
 
 from __future__ import annotations
 
+import gc
 import os
 import signal
 from typing import Callable
@@ -171,6 +172,8 @@ class Pool:
         return [WorkerSlot(i + 1, self, base + i) for i in range(self.processes)]
 
     def start(self) -> None:
+        gc.collect()
+        gc.freeze()         # the master's heap stays shared with every worker it forks
         for worker in self.workers:
             worker.start()
 
