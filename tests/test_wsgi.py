@@ -77,6 +77,13 @@ class Exchange:
         return bytes(self.received)
 
     def close(self):
+        """Stop the reader thread before closing: no thread outlives its test (this process
+        also forks, in other tests)."""
+        try:
+            self.server.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        self.thread.join(10)
         self.server.close()
         self.client.close()
 
