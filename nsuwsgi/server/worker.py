@@ -32,7 +32,6 @@ EXIT_APP_FAILED = 22
 KEEPALIVE_IDLE = 15.0           # seconds a parked keep-alive connection may stay silent
 REQUEST_TIMEOUT = 60.0          # seconds a client may take to send the rest of a request
 RECV = 65536
-ACCEPT_BATCH = 64               # connections taken per wake-up of a listening socket
 
 
 class Stop(Exception):
@@ -137,20 +136,19 @@ class Worker:
         self.close_all()
 
     def accept(self, listener, protocol: str) -> None:
-        """Take every waiting connection (up to ACCEPT_BATCH) and park them: serving the first
-        at once would make the last of a burst wait for all the others, one by one."""
+        """Take one waiting connection and serve it now. (Taking a whole burst and parking it
+        would shorten tail latency under bursts, but a graceful stop must then serve what it
+        parked: left for later, see docs/status.md.)"""
+        try:
+            sock, peer = listener.accept()
+        except (BlockingIOError, InterruptedError, ConnectionAbortedError):
+            return                      # another worker took it
+        sock.settimeout(REQUEST_TIMEOUT)
+        if sock.family != socket.AF_UNIX:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         server = listener.getsockname()
         server = (server[0], str(server[1])) if isinstance(server, tuple) else ("", "")
-        for _ in range(ACCEPT_BATCH):
-            try:
-                sock, peer = listener.accept()
-            except (BlockingIOError, InterruptedError, ConnectionAbortedError):
-                return                  # none left, or another worker took it
-            if sock.family != socket.AF_UNIX:
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            sock.setblocking(False)
-            conn = Connection(sock, protocol, self.limits, server, peer)
-            self.selector.register(sock, selectors.EVENT_READ, conn)
+        self.serve_connection(Connection(sock, protocol, self.limits, server, peer), False)
 
     def serve_connection(self, conn: Connection, from_park: bool) -> None:
         """Serve every request the connection has ready; park it or close it afterwards."""
