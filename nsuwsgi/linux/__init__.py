@@ -8,7 +8,6 @@ imports ctypes and python-prctl. Python 3.11 lacks os.unshare/os.setns, hence ct
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import fcntl
 import os
 import signal
@@ -19,7 +18,13 @@ import time
 import _prctl
 import prctl
 
-_libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+# By soname: find_library() runs ldconfig (or, in a rootfs without it, gcc) to find it.
+_libc = ctypes.CDLL("libc.so.6", use_errno=True)
+
+
+def libc() -> ctypes.CDLL:
+    """The C library handle, for other libraries that would look it up again themselves."""
+    return _libc
 
 
 def _check(result: int) -> int:
