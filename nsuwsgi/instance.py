@@ -29,7 +29,7 @@ from nsuwsgi.errors import EXIT_RUNTIME
 from nsuwsgi.jail import hooks, net
 from nsuwsgi.jail.plan import plan
 from nsuwsgi.loop import Loop
-from nsuwsgi.master import Log, Master, SetupError, read_new_config
+from nsuwsgi.master import Log, Master, SetupError, read_new_config, vacuum
 from nsuwsgi.options import Config, encode_config, jail_spec
 from nsuwsgi.spawn import SpawnError, spawn
 from nsuwsgi.spec import ProcessSpec
@@ -129,19 +129,8 @@ class Keeper:
             loop.close()
             os.close(self.child.pidfd)
             self.control.close()
-            self._vacuum()
+            vacuum(self.config)             # the pidfile and stats socket are the keeper's
         return self.exit_code
-
-    def _vacuum(self) -> None:
-        """`vacuum`: the pidfile and stats socket are the keeper's, on the host."""
-        if not self.config["vacuum"]:
-            return
-        for path in (self.config["pidfile"], self.config["stats"]):
-            if path and (path == self.config["pidfile"] or "/" in path):
-                try:
-                    os.unlink(path)
-                except OSError:
-                    pass
 
     def _relay(self, signum: int) -> None:
         try:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import heapq
 import itertools
-import os
 import selectors
 import signal
 import socket
@@ -123,11 +122,3 @@ class Loop:
 
 def _note_signal(signum, frame) -> None:
     """The Python-level handler does nothing: CPython already wrote signum to the wakeup fd."""
-
-
-def drain_fd(fd: int) -> None:
-    try:
-        while os.read(fd, 4096):
-            pass
-    except (BlockingIOError, OSError):
-        pass

@@ -23,7 +23,7 @@ import time
 from typing import Callable
 
 from nsuwsgi import __version__, linux
-from nsuwsgi.daemons import Daemon
+from nsuwsgi.daemons import Daemon, unlink_quietly
 from nsuwsgi.fsm import State
 from nsuwsgi.errors import (EXIT_CONFIG, EXIT_CONTROL_DAEMON, EXIT_OK, EXIT_RUNTIME,
                             ConfigErrors, UserError)
@@ -447,12 +447,8 @@ class Master:
             sock.close()
         if self.pool is not None:
             self.scoreboard.close()
-        if self.config["vacuum"] and self.control is None:     # in a jail the keeper does it
-            stats = self.config["stats"]
-            if stats and "/" in stats:
-                _unlink(stats)
-            if self.config["pidfile"]:
-                _unlink(self.config["pidfile"])
+        if self.control is None:                # in a jail the keeper does it, on the host
+            vacuum(self.config)
         self.watcher.close()
         self.loop.close()
 
@@ -597,11 +593,15 @@ def _killpg(pgid: int, sig: int) -> None:
         pass
 
 
-def _unlink(path: str) -> None:
-    try:
-        os.unlink(path)
-    except OSError:
-        pass
+def vacuum(config: Config) -> None:
+    """`vacuum`: remove the pidfile and a unix stats socket at exit."""
+    if not config["vacuum"]:
+        return
+    stats = config["stats"]
+    if stats and "/" in stats:
+        unlink_quietly(stats)
+    if config["pidfile"]:
+        unlink_quietly(config["pidfile"])
 
 
 def _reload_from_keeper() -> Config:
