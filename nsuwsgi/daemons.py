@@ -22,14 +22,13 @@ import os
 import pwd
 import shlex
 import signal
-from typing import Callable
+from collections.abc import Callable
 
 from nsuwsgi import linux
 from nsuwsgi.fsm import Action, Backoff, Event, Machine, State
 from nsuwsgi.spawn import SpawnError, resolve_executable, spawn
 from nsuwsgi.jail.plan import plan
 from nsuwsgi.spec import DUMB, SMART2, DaemonDecl, JailSpec, ProcessSpec
-from nsuwsgi.watch import file_state
 
 SHELL_CHARS = set("|&;<>()$`\\*?[]#~=%{}\n'\"")
 SHELL_WORDS = {"if", "for", "while", "case", "then", "do", "!", "{", "cd", "export", "set",
@@ -314,7 +313,7 @@ class Daemon:
             self.child = spawn(spec, self.host.now())
         except SpawnError as err:
             if self.decl.mode == SMART2 and err.stage == "exec":
-                unlink_quietly(self.decl.pidfile)   # it names our grandchild, which never ran
+                linux.unlink_quietly(self.decl.pidfile)   # it names our grandchild, which never ran
             self._record_failure(f"{err.describe()}")
             self.log(f"cannot start \"{self.name}\": {err.describe()} "
                      f"[{self.decl.origin}: {self.decl.option}] (hint: {spawn_hint(err)})")
@@ -357,7 +356,7 @@ class Daemon:
 
     def _wait_for_pidfile(self) -> None:
         if not self.watching_pidfile:
-            self.watching_pidfile = self.host.watcher.watch(self.decl.pidfile, self._pidfile_event)
+            self.watching_pidfile = self.host.watch(self.decl.pidfile, self._pidfile_event)
         self._arm(float(self.decl.freq), Event.TIMER)
         self._pidfile_event()
 
@@ -457,8 +456,8 @@ class Daemon:
 
     def _watch_touch_files(self) -> None:
         for path in self.decl.touch:
-            self.touch_seen[path] = file_state(path)
-            self.host.watcher.watch(path, self._touch_event)
+            self.touch_seen[path] = linux.file_state(path)
+            self.host.watch(path, self._touch_event)
 
     def _touch_event(self) -> None:
         """Coalesce a burst of events (create, write, close) into one look 20 ms later."""
@@ -468,7 +467,7 @@ class Daemon:
     def _check_touch_files(self) -> None:
         self.touch_timer = None
         for path in self.decl.touch:
-            now = file_state(path)
+            now = linux.file_state(path)
             if now != self.touch_seen.get(path):
                 self.touch_seen[path] = now
                 self.log(f"*** {path} has been touched... restarting daemon \"{self.name}\" "
@@ -494,10 +493,10 @@ class Daemon:
 
     def _unwatch_all(self) -> None:
         if self.watching_pidfile:
-            self.host.watcher.unwatch(self.decl.pidfile, self._pidfile_event)
+            self.host.unwatch(self.decl.pidfile, self._pidfile_event)
             self.watching_pidfile = False
         for path in self.decl.touch:
-            self.host.watcher.unwatch(path, self._touch_event)
+            self.host.unwatch(path, self._touch_event)
 
     def _close_fds(self) -> None:
         self._close_pidfd()
@@ -543,13 +542,6 @@ def primary_gid(uid: int) -> int | None:
         return None
 
 
-def unlink_quietly(path: str) -> None:
-    try:
-        os.unlink(path)
-    except OSError:
-        pass
-
-
 def describe_status(status: int) -> str:
     if os.WIFSIGNALED(status):
         sig = os.WTERMSIG(status)
@@ -577,13 +569,14 @@ class DaemonHost:
     """What a Daemon needs from the master (an interface, so tests can drive a daemon)."""
 
     loop = None
-    watcher = None
     mercy: float = 3.0
     honour_stdin: bool = False
     running: bool = True
     now: Callable[[], float]
 
     def log(self, message: str) -> None: ...
+    def watch(self, path: str, callback: Callable[[], None]) -> bool: ...
+    def unwatch(self, path: str, callback: Callable[[], None]) -> None: ...
     def environment(self) -> dict[str, str]: ...
     def control_daemon_died(self, daemon: Daemon) -> None: ...
     def lifeline_add(self, pgid: int) -> None: ...

@@ -8,7 +8,7 @@ table is the single source for the troubleshooting docs.
 
 from __future__ import annotations
 
-import difflib
+import errno
 from dataclasses import dataclass
 
 EXIT_OK = 0
@@ -91,7 +91,16 @@ class ValueProblem(ValueError):
 
 def did_you_mean(word: str, candidates, n: int = 1) -> str | None:
     """A hint naming the closest candidate, or None when nothing is close."""
+    import difflib                  # only on the error path
     close = difflib.get_close_matches(word, list(candidates), n=n, cutoff=0.6)
     if not close:
         return None
     return "did you mean " + " or ".join(f"'{c}'" for c in close) + "?"
+
+
+class JailError(Exception):
+    """A jail op failed in the child; the spawn primitive reports it as `stage:errno:detail`."""
+
+    def __init__(self, stage: str, err: int, detail: str):
+        super().__init__(f"{stage}:{errno.errorcode.get(err, err)}:{detail}")
+        self.stage, self.errno, self.detail = stage, err, detail

@@ -22,14 +22,13 @@ import signal
 import socket
 import time
 from dataclasses import replace
-from typing import Callable
+from collections.abc import Callable
 
 from nsuwsgi import linux
 from nsuwsgi.errors import EXIT_RUNTIME
-from nsuwsgi.jail import hooks, net
-from nsuwsgi.jail.plan import plan
 from nsuwsgi.loop import Loop
-from nsuwsgi.master import Log, Master, SetupError, read_new_config, vacuum
+from nsuwsgi.master import (Log, Master, SetupError, import_what_config_needs, read_new_config,
+                            run_hook_phase, vacuum)
 from nsuwsgi.options import Config, encode_config, jail_spec
 from nsuwsgi.spawn import SpawnError, spawn
 from nsuwsgi.spec import ProcessSpec
@@ -39,6 +38,7 @@ RELAYED = (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT, signal.SIGUSR1, signal
 
 def run_instance(config: Config, reload_config: Callable[[], Config]) -> int:
     log = Log()
+    import_what_config_needs(config)
     try:
         run_hooks(config, "asap", log)
         if jail_spec(config) is None:
@@ -51,16 +51,13 @@ def run_instance(config: Config, reload_config: Callable[[], Config]) -> int:
     except SetupError as err:
         log(f"nsuwsgi: error: {err}")
         return EXIT_RUNTIME
-    except hooks.HookError as err:
-        log(f"nsuwsgi: error: {err}")
-        return EXIT_RUNTIME
 
 
 def run_hooks(config: Config, phase: str, log) -> None:
     """Run one phase's hooks in this process (asap, pre-jail and post-jail run here)."""
     selected = [h for h in config.hooks if h.phase == phase]
     if selected:
-        hooks.run_phase(hooks.order_phase(selected), phase, log)
+        run_hook_phase(selected, phase, log)
 
 
 # --------------------------------------------------------------------------- the keeper
@@ -101,6 +98,7 @@ class Keeper:
         os.environ["UWSGI_JAIL_PID"] = str(jail_pid)
         run_hooks(self.config, "post-jail", self.log)
         if self.jail.veth is not None:
+            from nsuwsgi.jail import net
             net.setup_veth(jail_pid, self.jail.veth)
 
     def _jail_process_spec(self, master: Master, master_end: socket.socket) -> ProcessSpec:
@@ -114,7 +112,7 @@ class Keeper:
         return ProcessSpec(argv=("nsuwsgi-master",), executable="", env=(),
                            stdin_devnull=True, pass_fds=tuple(keep), new_session=True,
                            pdeathsig=int(signal.SIGKILL),
-                           jail=replace(plan(self.jail), relay_to_group=False), run=inside,
+                           jail=replace(jail_plan(self.jail), relay_to_group=False), run=inside,
                            host_setup=self._host_side)
 
     def _wait(self) -> int:
@@ -167,3 +165,8 @@ def jail_hint(err: SpawnError) -> str:
     if err.stage == "bind_mount":
         return "create the mount point inside the rootfs"
     return "see docs/namespaces.md"
+
+
+def jail_plan(jail):
+    from nsuwsgi.jail.plan import plan      # only jailed instances import the jail's code
+    return plan(jail)

@@ -15,28 +15,25 @@ running one is kept, and a reload inside a jail needs no binary or cwd from outs
 from __future__ import annotations
 
 import contextlib
+import importlib
 import os
 import pwd
 import signal
 import sys
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from nsuwsgi import __version__, linux
-from nsuwsgi.daemons import Daemon, unlink_quietly
 from nsuwsgi.fsm import State
 from nsuwsgi.errors import (EXIT_CONFIG, EXIT_CONTROL_DAEMON, EXIT_OK, EXIT_RUNTIME,
                             ConfigErrors, UserError)
-from nsuwsgi.jail import hooks
 from nsuwsgi.lifeline import Lifeline
 from nsuwsgi.loop import Loop
-from nsuwsgi.options import Config, decode_config, validate
+from nsuwsgi.options import Config, decode_config, jail_spec, validate
 from nsuwsgi.server import sockets
 from nsuwsgi.server.pool import Pool
 from nsuwsgi.server.scoreboard import Scoreboard
 from nsuwsgi.server.worker import run_worker
-from nsuwsgi.stats import bind_stats, serve_one, socket_name
-from nsuwsgi.watch import Watcher, file_state
 
 # Options that shape the process itself; a reload cannot change them.
 RESTART_ONLY = ("pidfile", "stats", "uid", "gid", "logto", "daemonize", "chdir", "umask",
@@ -171,6 +168,7 @@ class Master:
                 write_pidfile(cfg["pidfile"])
         with setup_step(cfg, "stats"):
             if cfg["stats"]:
+                from nsuwsgi.stats import bind_stats
                 self.stats_socket = bind_stats(cfg["stats"])
         if serves_an_app(cfg):
             self.listeners = bind_listeners(cfg, self.log)
@@ -191,7 +189,7 @@ class Master:
     def run_hooks(self, phase: str) -> None:
         selected = [h for h in self.config.hooks if h.phase == phase]
         if selected:
-            hooks.run_phase(hooks.order_phase(selected), phase, self.log)
+            run_hook_phase(selected, phase, self.log)
 
     def run_in_jail(self, control) -> int:
         """The master's life inside a jail (the plan already dropped privileges)."""
@@ -205,7 +203,7 @@ class Master:
         try:
             self.setup_environment()
             self.run_hooks("master-start")
-        except (SetupError, hooks.HookError) as err:
+        except SetupError as err:
             self.log(f"nsuwsgi: error: {err}")
             return EXIT_RUNTIME
         return self.run()
@@ -214,8 +212,6 @@ class Master:
 
     def run(self) -> int:
         self.loop = Loop()
-        self.watcher = Watcher()
-        self.loop.add_reader(self.watcher.fileno(), self.watcher.dispatch)
         signal.signal(signal.SIGPIPE, signal.SIG_IGN)
         self.loop.on_signal(signal.SIGTERM, lambda s: self.shutdown(graceful=True))
         self.loop.on_signal(signal.SIGINT, lambda s: self.shutdown(graceful=False))
@@ -225,15 +221,11 @@ class Master:
         self.loop.on_signal(signal.SIGUSR2, lambda s: None)     # no backtraces: ignored
         if self.control is not None:
             self.loop.add_reader(self.control, self._control_message)
-        if self.stats_socket is not None:
-            self.loop.add_reader(self.stats_socket, lambda: serve_one(self.stats_socket,
-                                                                       self.snapshot))
-            self.log(f"[nsuwsgi] stats server listening on {socket_name(self.stats_socket)}")
         self.log(f"[nsuwsgi] master running (pid: {os.getpid()}, nsuwsgi {__version__})")
-        self.daemons = [Daemon(decl, self) for decl in self.config.daemons]
-        for daemon in self.daemons:
-            daemon.start()
         self.start_workers()
+        if self.stats_socket is not None:
+            self.serve_stats()
+        self.start_daemons()
         try:
             self.loop.run(until=self.finished)
         finally:
@@ -248,6 +240,24 @@ class Master:
             return False
         return not self.lingering and all(d.stopped for d in self.daemons + self.retiring)
 
+    def watch(self, path: str, callback: Callable[[], None]) -> bool:
+        """Call `callback` when `path` changes (touch options, pidfiles): inotify, on demand."""
+        if self.watcher is None:
+            from nsuwsgi.watch import Watcher
+            self.watcher = Watcher()
+            self.loop.add_reader(self.watcher.fileno(), self.watcher.dispatch)
+        return self.watcher.watch(path, callback)
+
+    def unwatch(self, path: str, callback: Callable[[], None]) -> None:
+        if self.watcher is not None:
+            self.watcher.unwatch(path, callback)
+
+    def serve_stats(self) -> None:
+        from nsuwsgi.stats import serve_one, socket_name
+        self.loop.add_reader(self.stats_socket, lambda: serve_one(self.stats_socket,
+                                                                   self.snapshot))
+        self.log(f"[nsuwsgi] stats server listening on {socket_name(self.stats_socket)}")
+
     # ---- the prefork workers
 
     def start_workers(self) -> None:
@@ -259,8 +269,8 @@ class Master:
                          [sock.fileno() for sock, _ in self.listeners], self._worker_main,
                          processes, float(self.config["worker-reload-mercy"]))
         for path in self.config["touch-reload"]:
-            self.watcher.watch(path, self._touched)
-        self.touch_seen = {p: file_state(p) for p in self.config["touch-reload"]}
+            self.watch(path, self._touched)
+        self.touch_seen = {p: linux.file_state(p) for p in self.config["touch-reload"]}
         if self.config["cheap"]:
             self.go_cheap()
         else:
@@ -285,7 +295,7 @@ class Master:
 
     def _touched(self) -> None:
         for path in self.config["touch-reload"]:
-            now = file_state(path)
+            now = linux.file_state(path)
             if now != self.touch_seen.get(path):
                 self.touch_seen[path] = now
                 self.log(f"*** {path} has been touched... grace them all !!! ***")
@@ -407,8 +417,19 @@ class Master:
         if self.pool is not None and not self.cheap:
             self.pool.reload()          # workers load the app after fork: a new generation
 
+    def start_daemons(self) -> None:
+        if not self.config.daemons:
+            return
+        from nsuwsgi.daemons import Daemon      # only instances with daemons import it
+        self.daemons = [Daemon(decl, self) for decl in self.config.daemons]
+        for daemon in self.daemons:
+            daemon.start()
+
     def apply_daemons(self, decls) -> None:
         """Keep daemons whose declaration is unchanged; stop removed ones; start new ones."""
+        if not decls and not self.daemons:
+            return
+        from nsuwsgi.daemons import Daemon      # only instances with daemons import it
         unmatched = list(self.daemons)
         kept: list[Daemon] = []
         for decl in decls:
@@ -449,7 +470,8 @@ class Master:
             self.scoreboard.close()
         if self.control is None:                # in a jail the keeper does it, on the host
             vacuum(self.config)
-        self.watcher.close()
+        if self.watcher is not None:
+            self.watcher.close()
         self.loop.close()
 
     # ---- stats
@@ -504,17 +526,54 @@ def bind_listeners(config: Config, log) -> list[tuple]:
 def read_new_config(read: Callable[[], Config], log) -> Config | None:
     """A reload's new config, or None after logging why it was refused (the old one stays)."""
     try:
-        return read()
+        config = read()
+        import_what_config_needs(config)
+        return config
     except ConfigErrors as errors:
         for err in errors.errors:
             log(f"[nsuwsgi] reload refused: {err}")
     except UserError as err:
         log(f"[nsuwsgi] reload refused: {err}")
+    except ImportError as err:
+        log(f"[nsuwsgi] reload refused: the new configuration needs {err.name}, which cannot be "
+            f"imported here (a jail without the nsuwsgi package): restart the instance")
     log("[nsuwsgi] keeping the running configuration")
     return None
 
 
 # --------------------------------------------------------------------------- process setup
+
+def modules_needed(config: Config) -> list[str]:
+    """The optional parts of nsuwsgi this config uses.
+
+    A plain instance imports only what serving needs (cold start, memory); everything else is
+    imported here, before any jail or privilege drop (after them the package may be out of
+    reach), never on first use.
+    """
+    needed = []
+    if config.daemons:
+        needed += ["nsuwsgi.daemons", "nsuwsgi.jail.plan"]
+    if config.daemons or config["touch-reload"]:
+        needed.append("nsuwsgi.watch")
+    if config.hooks:
+        needed.append("nsuwsgi.jail.hooks")
+    if jail_spec(config) is not None:
+        needed += ["nsuwsgi.jail.plan", "nsuwsgi.jail.apply", "nsuwsgi.jail.init"]
+    if config["stats"]:
+        needed.append("nsuwsgi.stats")
+    if config["cgi"]:
+        needed.append("nsuwsgi.server.cgi")
+    if config["static-map"]:
+        needed.append("nsuwsgi.server.static")
+    return needed
+
+
+def import_what_config_needs(config: Config) -> None:
+    """Raises ImportError naming the module when it cannot be imported (in a jail, on reload)."""
+    for name in modules_needed(config):
+        importlib.import_module(name)
+
+
 
 class SetupError(Exception):
     """A setup step failed at runtime: names the option, its origin and the OS error."""
@@ -528,6 +587,15 @@ def setup_step(config: Config, option: str):
         origin = config.origin(option)
         where = f"{origin}: " if origin is not None else ""
         raise SetupError(f"{where}{option} = {config[option]}: {err.strerror or err}") from None
+
+def run_hook_phase(selected, phase: str, log) -> None:
+    """Run one phase's hooks here; a failing hook is a SetupError like any other step."""
+    from nsuwsgi.jail import hooks          # only configs with hooks import it
+    try:
+        hooks.run_phase(hooks.order_phase(selected), phase, log)
+    except hooks.HookError as err:
+        raise SetupError(str(err)) from None
+
 
 def daemonize(logfile: str) -> None:
     """uWSGI's `daemonize`: detach from the terminal and log to a file."""
@@ -599,9 +667,9 @@ def vacuum(config: Config) -> None:
         return
     stats = config["stats"]
     if stats and "/" in stats:
-        unlink_quietly(stats)
+        linux.unlink_quietly(stats)
     if config["pidfile"]:
-        unlink_quietly(config["pidfile"])
+        linux.unlink_quietly(config["pidfile"])
 
 
 def _reload_from_keeper() -> Config:

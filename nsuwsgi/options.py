@@ -17,17 +17,14 @@ Anything else is unknown, and an error with a did-you-mean.
 from __future__ import annotations
 
 import grp
-import ipaddress
 import json
 import os
 import pwd
 import signal
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable
+from collections.abc import Callable
 
 from nsuwsgi import linux, spec
-from nsuwsgi.jail import hooks
-from nsuwsgi.jail.plan import UNSHARE_NAMES
 from nsuwsgi.server import sockets
 from nsuwsgi.errors import (ConfigErrors, Origin, UserError, ValueProblem,
                             did_you_mean)
@@ -193,6 +190,7 @@ def parse_veth(text: str) -> spec.VethSpec:
             raise ValueProblem(f"missing {needed}=",
                                "write bridge=br0,address=10.200.0.2/24,gateway=10.200.0.1")
     try:
+        import ipaddress
         ipaddress.ip_interface(fields["address"])
         if fields.get("gateway"):
             ipaddress.ip_address(fields["gateway"])
@@ -208,14 +206,14 @@ def parse_unshare(text: str) -> int:
     for name in parse_str(text).replace(" ", ",").split(","):
         if not name:
             continue
-        if name not in UNSHARE_NAMES:
+        if name not in linux.UNSHARE_NAMES:
             raise ValueProblem(f"unknown namespace '{name}'",
                                did_you_mean(name, UNSHARE_FLAGS) or
                                "use " + ", ".join(UNSHARE_FLAGS))
         if name == "user":
             raise ValueProblem("user namespaces are not supported yet (no uid_map is written, "
                                "so nothing in the jail could work)", "remove 'user'")
-        flags |= UNSHARE_NAMES[name]
+        flags |= linux.UNSHARE_NAMES[name]
     return flags
 
 
@@ -335,7 +333,7 @@ def parse_attach_daemon2(text: str) -> spec.DaemonDecl:
     Unlike uWSGI, an unknown key or an item without `=` is an error, `control=0` means off, and
     uid/gid/signals accept names.
     """
-    fields: dict[str, Any] = {}
+    fields: dict[str, object] = {}
     for key, value in split_keyvals(text):
         canonical = DAEMON2_KEYS.get(key)
         if canonical is None:
@@ -360,7 +358,7 @@ def parse_attach_daemon2(text: str) -> spec.DaemonDecl:
     return spec.DaemonDecl(mode=mode, option="attach-daemon2", **fields)
 
 
-def parse_daemon2_value(key: str, value: str) -> Any:
+def parse_daemon2_value(key: str, value: str) -> object:
     if key in DAEMON2_BOOLS:
         return parse_bool(value)
     if key in ("freq", "max_throttle"):
@@ -383,9 +381,9 @@ def parse_daemon2_value(key: str, value: str) -> Any:
 @dataclass(frozen=True)
 class Option:
     name: str
-    parse: Callable[[str], Any]
+    parse: Callable[[str], object]
     help: str
-    default: Any = None
+    default: object = None
     repeatable: bool = False
     aliases: tuple[str, ...] = ()
     group: str = "instance"
@@ -587,6 +585,7 @@ TABLE: tuple[Option, ...] = (
 
 def hook_option(name: str, phase: str, family: str) -> Option:
     def parse(text: str):
+        from nsuwsgi.jail import hooks          # only configs with hooks pay for it
         if family == "hook":
             return hooks.parse_hook(text, phase)
         return hooks.legacy_hook(family, text, phase)
@@ -655,7 +654,7 @@ def suggest(name: str) -> str | None:
 
 @dataclass(frozen=True)
 class Setting:
-    value: Any
+    value: object
     origin: Origin
     seq: int = 0        # position among all entries, so config order survives grouping
     raw: str = ""       # the text as written, for --show-config
@@ -670,7 +669,7 @@ class Config:
     ignored: tuple[tuple[str, Origin], ...] = ()
     files: tuple[str, ...] = ()
 
-    def __getitem__(self, name: str) -> Any:
+    def __getitem__(self, name: str) -> object:
         opt = BY_NAME[name]
         items = self.settings.get(opt.name, ())
         if opt.repeatable:
@@ -753,7 +752,7 @@ def build_config(entries: list[Entry], placeholders: dict[str, str] | None = Non
             errors.append(UserError(problem.message, origin=entry.origin, option=entry.key,
                                     hint=problem.hint))
             continue
-        if isinstance(value, (spec.DaemonDecl, hooks.Hook)):
+        if opt.group == "hooks" or isinstance(value, spec.DaemonDecl):
             value = _with_origin(value, entry.origin)
         settings.setdefault(opt.name, []).append(Setting(value, entry.origin, seq, entry.value))
     config = Config({k: tuple(v) for k, v in settings.items()}, dict(placeholders or {}),

@@ -32,7 +32,7 @@ import subprocess
 import sys
 import textwrap
 from dataclasses import dataclass
-from typing import Callable, Iterable
+from collections.abc import Callable, Iterable
 
 from nsuwsgi import __version__
 from nsuwsgi.errors import EXIT_CONFIG, EXIT_OK, EXIT_RUNTIME, UserError

@@ -21,7 +21,6 @@ from __future__ import annotations
 import errno
 import gc
 import os
-import shutil
 import signal
 import socket
 import sys
@@ -31,7 +30,8 @@ from dataclasses import dataclass
 import _signal
 
 from nsuwsgi import linux
-from nsuwsgi.jail import apply, init
+from nsuwsgi import jail        # the package; spawn() loads its modules when a spec has a jail
+from nsuwsgi.errors import JailError
 from nsuwsgi.spec import ProcessSpec
 
 ALL_SIGNALS = set(range(1, signal.NSIG)) - {signal.SIGKILL, signal.SIGSTOP, 32, 33}
@@ -72,6 +72,7 @@ def resolve_executable(name: str, env: dict[str, str] | tuple[str, ...]) -> str:
     if isinstance(env, tuple):
         env = dict(item.split("=", 1) for item in env if "=" in item)
     path = env.get("PATH", os.defpath)
+    import shutil                   # ~2 ms; resolving happens before any fork
     return shutil.which(name, path=path) or name
 
 
@@ -83,6 +84,8 @@ def spawn(spec: ProcessSpec, now: float) -> Child:
     if _plain(spec):
         pid = _posix_spawn(spec, executable, argv, env, keep=spec.pass_fds)
         return Child(pid=pid, pidfd=linux.pidfd_open(pid), started=now)
+    if spec.jail is not None:
+        _load_jail_code()
     handled = _handled_signals()
     read_end, write_end = os.pipe2(os.O_CLOEXEC)
     sync = socket.socketpair() if spec.host_setup is not None else (None, None)
@@ -121,6 +124,15 @@ def spawn(spec: ProcessSpec, now: float) -> Child:
         raise SpawnError(stage, int(err), detail)
     pidfd = linux.pidfd_open(pid)
     return Child(pid=pid, pidfd=pidfd, started=now)
+
+
+def _load_jail_code() -> None:
+    """The child may not import between fork and exec, so the parent loads the jail's code.
+
+    Only jailed specs pay for it (~10 ms): a plain instance never imports the jail modules.
+    """
+    import nsuwsgi.jail.apply       # noqa: F401  (reached as jail.apply in the child)
+    import nsuwsgi.jail.init        # noqa: F401
 
 
 def _plain(spec: ProcessSpec) -> bool:
@@ -260,7 +272,7 @@ def _child(spec, argv, executable, env, errpipe, parent, sync, handled) -> None:
             os.setsid()
         if spec.jail is not None:
             stage = "jail"
-            apply.run_ops(spec.jail.init_ops)
+            jail.apply.run_ops(spec.jail.init_ops)
             if sync is not None:
                 stage = "wait_for_host"
                 _wait_for_host(sync)
@@ -270,7 +282,7 @@ def _child(spec, argv, executable, env, errpipe, parent, sync, handled) -> None:
             if spec.jail.new_pid_namespace:
                 stage = "fork_payload"
                 _become_init_and_fork_payload(spec, errpipe)
-            apply.run_ops(spec.jail.payload_ops)
+            jail.apply.run_ops(spec.jail.payload_ops)
         stage = "stdio"
         _setup_stdio(spec)
         stage = "close_fds"
@@ -291,7 +303,7 @@ def _child(spec, argv, executable, env, errpipe, parent, sync, handled) -> None:
             _run_python_payload(spec, errpipe)       # never returns
         stage, detail = "exec", spec.executable
         os.execve(executable, argv, env)
-    except apply.JailError as exc:
+    except JailError as exc:
         _report(errpipe, exc.stage, exc.errno, exc.detail)
     except OSError as exc:
         _report(errpipe, stage, exc.errno or 0, detail)
@@ -323,7 +335,7 @@ def _become_init_and_fork_payload(spec, errpipe) -> None:
     payload = os.fork()
     if payload != 0:
         os.closerange(3, 1 << 20)   # init keeps no fd: the payload reports from now on
-        init.run_init(payload, spec.jail.init_caps, spec.jail.relay_to_group)     # never returns
+        jail.init.run_init(payload, spec.jail.init_caps, spec.jail.relay_to_group)     # never returns
     _set_pdeathsig(signal.SIGKILL, init_pid)
     os.setpgid(0, 0)                # its own group: init relays signals to all of it
 
@@ -332,7 +344,7 @@ def _become_init_and_spawn_payload(spec, executable, argv, env, errpipe) -> None
     """PID 1 of a new namespace, exec payload: drop to the payload's privileges ourselves and
     posix_spawn it (vfork: no second copy of the Python process), then stay behind as init
     with no more than the payload has. Never returns."""
-    apply.run_ops(spec.jail.payload_ops)
+    jail.apply.run_ops(spec.jail.payload_ops)
     _setup_stdio(spec)
     _close_fds(spec.pass_fds, errpipe)
     if spec.umask is not None:
@@ -342,11 +354,11 @@ def _become_init_and_spawn_payload(spec, executable, argv, env, errpipe) -> None
             os.chdir(spec.cwd)
         _switch_user(spec)
     except OSError as exc:
-        raise apply.JailError("chdir" if spec.cwd else "setuid", exc.errno or 0,
+        raise JailError("chdir" if spec.cwd else "setuid", exc.errno or 0,
                               spec.cwd or "") from None
     pid = _posix_spawn_payload(spec, executable, argv, env)
     os.closerange(3, 1 << 20)       # the error pipe too: the parent reads EOF, success
-    init.run_init(pid, spec.jail.init_caps, spec.jail.relay_to_group)     # never returns
+    jail.init.run_init(pid, spec.jail.init_caps, spec.jail.relay_to_group)     # never returns
 
 
 def _posix_spawn_payload(spec, executable, argv, env) -> int:
@@ -354,7 +366,7 @@ def _posix_spawn_payload(spec, executable, argv, env) -> int:
         return os.posix_spawn(executable, argv, env, setpgroup=0, setsigmask=(),
                               setsigdef=ALL_SIGNALS)
     except OSError as exc:
-        raise apply.JailError("exec", exc.errno or 0, spec.executable) from None
+        raise JailError("exec", exc.errno or 0, spec.executable) from None
 
 
 def _switch_user(spec) -> None:

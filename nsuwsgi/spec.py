@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import signal
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from collections.abc import Callable
 
 from nsuwsgi.errors import COMMAND_LINE, Origin
 from nsuwsgi.linux import CLONE_NEWPID
@@ -66,7 +66,7 @@ class ProcessSpec:
     pdeathsig: int = 0                  # signal the child gets when the master dies
     daemonize_pidfile: str | None = None    # double-fork, write grandchild pid here (smart2)
     umask: int | None = None
-    jail: Any = None                    # a jail.plan.JailPlan, applied between fork and exec
+    jail: object = None                    # a jail.plan.JailPlan, applied between fork and exec
     run: Callable[[], int] | None = field(default=None, compare=False)
     # Called in the parent with the child's pid once the jail's namespaces exist, before its
     # payload starts (post-jail hooks, veth setup). The child waits for it.

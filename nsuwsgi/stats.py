@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 import socket
-from typing import Callable
+from collections.abc import Callable
 
 
 def bind_stats(address: str) -> socket.socket:

@@ -10,7 +10,7 @@ We watch directories, not files, so creation, deletion and rename-over are all s
 from __future__ import annotations
 
 import os
-from typing import Callable
+from collections.abc import Callable
 
 import inotify_simple
 from inotify_simple import INotify, flags
@@ -23,15 +23,6 @@ inotify_simple._libc = linux.libc()
 
 DIR_MASK = (flags.CLOSE_WRITE | flags.ATTRIB | flags.MOVED_TO | flags.MOVED_FROM |
             flags.CREATE | flags.DELETE | flags.MODIFY | flags.DELETE_SELF | flags.MOVE_SELF)
-
-
-def file_state(path: str) -> tuple[int, int, int] | None:
-    """(inode, mtime_ns, size) of a path, following symlinks; None if missing."""
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return st.st_ino, st.st_mtime_ns, st.st_size
 
 
 class Watcher:

@@ -33,10 +33,21 @@ from nsuwsgi.config import files, magic
 from nsuwsgi.config.commandline import is_option_name
 from nsuwsgi.config.ini import parse_ini
 from nsuwsgi.config.items import FILE_ARGUMENT, LOADER, OPTION, PLACEHOLDER, Item, Parsed
-from nsuwsgi.config.structured import parse_json, parse_yaml
 from nsuwsgi.errors import Origin, UserError
 
 DEFAULT_SECTION = "uwsgi"
+
+
+def parse_json(text: str, path: str, section: str) -> Parsed:
+    from nsuwsgi.config import structured      # PyYAML costs ~15 ms: only for such files
+    return structured.parse_json(text, path, section)
+
+
+def parse_yaml(text: str, path: str, section: str) -> Parsed:
+    from nsuwsgi.config import structured
+    return structured.parse_yaml(text, path, section)
+
+
 PARSERS: dict[str, Callable[[str, str, str], Parsed]] = {
     "ini": parse_ini, "json": parse_json, "yaml": parse_yaml}
 SUFFIXES = {".ini": "ini", ".json": "json", ".js": "json", ".yaml": "yaml", ".yml": "yaml"}

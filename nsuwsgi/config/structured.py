@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any
 
 import yaml
 from yaml.constructor import SafeConstructor
@@ -52,7 +51,7 @@ def parse_json(text: str, path: str, section: str) -> Parsed:
     return Parsed(json_items(body, text, path, section), True, sections)
 
 
-def decode_json(text: str, path: str) -> Any:
+def decode_json(text: str, path: str) -> object:
     try:
         return json.loads(text, object_pairs_hook=Pairs)
     except json.JSONDecodeError as error:
@@ -77,7 +76,7 @@ def json_items(body: Pairs, text: str, path: str, section: str) -> list[Item]:
     return items
 
 
-def json_values(value: Any) -> list[str]:
+def json_values(value: object) -> list[str]:
     if isinstance(value, Pairs):
         return []
     if isinstance(value, list):
@@ -85,7 +84,7 @@ def json_values(value: Any) -> list[str]:
     return json_scalar(value)
 
 
-def json_scalar(value: Any) -> list[str]:
+def json_scalar(value: object) -> list[str]:
     """uWSGI's mapping of one JSON value; floats and containers give nothing."""
     if value is True:
         return ["1"]

@@ -11,14 +11,9 @@ import errno
 import os
 
 from nsuwsgi import linux
+from nsuwsgi.errors import JailError
 from nsuwsgi.jail import hooks
 from nsuwsgi.jail import plan as p
-
-
-class JailError(Exception):
-    def __init__(self, stage: str, err: int, detail: str):
-        super().__init__(f"{stage}:{errno.errorcode.get(err, err)}:{detail}")
-        self.stage, self.errno, self.detail = stage, err, detail
 
 
 def run_ops(ops, log=None) -> None:

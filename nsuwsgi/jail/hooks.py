@@ -63,7 +63,7 @@ import stat
 import sys
 import time
 from dataclasses import dataclass, field
-from typing import Callable
+from collections.abc import Callable
 
 from nsuwsgi import linux
 from nsuwsgi.errors import COMMAND_LINE, Origin, ValueProblem, did_you_mean

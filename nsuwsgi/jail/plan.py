@@ -301,19 +301,12 @@ class JailPlan:
         return lines
 
 
-UNSHARE_NAMES = {
-    "ipc": linux.CLONE_NEWIPC, "net": linux.CLONE_NEWNET, "pid": linux.CLONE_NEWPID,
-    "ns": linux.CLONE_NEWNS, "fs": linux.CLONE_NEWNS, "mount": linux.CLONE_NEWNS,
-    "mnt": linux.CLONE_NEWNS, "uts": linux.CLONE_NEWUTS, "user": linux.CLONE_NEWUSER,
-    "cgroup": linux.CLONE_NEWCGROUP, "sysvsem": linux.CLONE_SYSVSEM,
-    "files": linux.CLONE_FILES,
-}
 
 
 def unshare_names(flags: int) -> str:
     names = []
     for name in ("pid", "mount", "uts", "ipc", "net", "user", "cgroup", "sysvsem", "files"):
-        if flags & UNSHARE_NAMES[name]:
+        if flags & linux.UNSHARE_NAMES[name]:
             names.append(name)
     return ",".join(names)
 

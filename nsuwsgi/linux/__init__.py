@@ -34,6 +34,23 @@ def _check(result: int) -> int:
     return result
 
 
+def file_state(path: str) -> tuple[int, int, int] | None:
+    """(inode, mtime_ns, size) of a path, following symlinks; None if missing."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_ino, st.st_mtime_ns, st.st_size
+
+
+def unlink_quietly(path: str) -> None:
+    """Remove a file we created (pidfile, socket) if it is still there."""
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
+
+
 # ---- process handles
 
 def pidfd_open(pid: int) -> int:
@@ -163,6 +180,15 @@ CLONE_NEWTIME = 0x00000080
 CLONE_FILES = 0x00000400
 CLONE_FS = 0x00000200
 CLONE_SYSVSEM = 0x00040000
+
+# The names uWSGI's `unshare` option accepts (and their aliases).
+UNSHARE_NAMES = {
+    "ipc": CLONE_NEWIPC, "net": CLONE_NEWNET, "pid": CLONE_NEWPID,
+    "ns": CLONE_NEWNS, "fs": CLONE_NEWNS, "mount": CLONE_NEWNS,
+    "mnt": CLONE_NEWNS, "uts": CLONE_NEWUTS, "user": CLONE_NEWUSER,
+    "cgroup": CLONE_NEWCGROUP, "sysvsem": CLONE_SYSVSEM,
+    "files": CLONE_FILES,
+}
 
 MS_RDONLY = 1
 MS_NOSUID = 2

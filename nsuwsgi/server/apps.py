@@ -43,10 +43,9 @@ import site
 import sys
 import traceback
 from dataclasses import dataclass
-from typing import Any, Callable
+from collections.abc import Callable
 
 from nsuwsgi.errors import UserError
-from nsuwsgi.server.static import StaticMap, parse_static_map
 
 __all__ = ["AppLoadError", "App", "Apps", "load_apps", "load_app"]
 
@@ -152,7 +151,7 @@ def _lookup(settings, name: str):
         return None
 
 
-def _one(settings, *names: str) -> tuple[str, Any]:
+def _one(settings, *names: str) -> tuple[str, object]:
     """(the option name used, its value) for the first of `names` that is set."""
     for name in names:
         value = _lookup(settings, name)
@@ -163,8 +162,8 @@ def _one(settings, *names: str) -> tuple[str, Any]:
     return names[0], None
 
 
-def _many(settings, *names: str) -> list[tuple[str, Any]]:
-    found: list[tuple[str, Any]] = []
+def _many(settings, *names: str) -> list[tuple[str, object]]:
+    found: list[tuple[str, object]] = []
     seen: list = []
     for name in names:
         value = _lookup(settings, name)
@@ -268,11 +267,15 @@ def _load_apps(settings, chdir: bool, log) -> Apps:
             entries.append(value)
             continue
         try:
+            from nsuwsgi.server.static import parse_static_map    # static-map users only
             entries.append(parse_static_map(str(value)))
         except ValueError as exc:
             raise AppLoadError(option, str(value), str(exc),
                                "write static-map = /static=/srv/app/static") from None
-    static = StaticMap(entries) if entries else None
+    static = None
+    if entries:
+        from nsuwsgi.server.static import StaticMap
+        static = StaticMap(entries)
     if log is not None:
         for app in apps:
             log(f"app loaded from {app.option} = {app.value}"
@@ -329,7 +332,7 @@ def add_virtualenv(option: str, home: str) -> list[str]:
     return added
 
 
-def add_pythonpath(entries: list[tuple[str, Any]], log=None) -> None:
+def add_pythonpath(entries: list[tuple[str, object]], log=None) -> None:
     """uWSGI's order: "." then each entry inserted at the front (the last ends first)."""
     if "." not in sys.path:
         sys.path.insert(0, ".")

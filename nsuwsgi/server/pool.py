@@ -11,7 +11,7 @@ from __future__ import annotations
 import gc
 import os
 import signal
-from typing import Callable
+from collections.abc import Callable
 
 from nsuwsgi import linux
 from nsuwsgi.fsm import Action, Backoff, Event, Machine, State

@@ -20,7 +20,6 @@ import time
 from http import HTTPStatus
 
 from nsuwsgi.server.apps import AppLoadError, load_apps
-from nsuwsgi.server.cgi import make_cgi_app
 from nsuwsgi.server.events import BadRequest, Body, End, Head, Limits
 from nsuwsgi.server.http import HttpParser
 from nsuwsgi.server.sockets import HTTP
@@ -95,6 +94,7 @@ class Worker:
         signal.signal(signal.SIGUSR2, signal.SIG_IGN)
         try:
             if self.config["cgi"]:
+                from nsuwsgi.server.cgi import make_cgi_app     # CGI instances only
                 self.app = make_cgi_app(self.config, log=self.log)
             else:
                 self.app = load_apps(self.config, chdir=False, log=self.log).wsgi
