@@ -28,16 +28,19 @@ from nsuwsgi import linux
 from nsuwsgi.errors import EXIT_RUNTIME
 from nsuwsgi.loop import Loop
 from nsuwsgi.master import (Log, Master, SetupError, import_what_config_needs, read_new_config,
-                            run_hook_phase, vacuum)
+                            run_hook_phase, setup_step, vacuum)
 from nsuwsgi.options import Config, encode_config, jail_spec
 from nsuwsgi.spawn import SpawnError, spawn
 from nsuwsgi.spec import ProcessSpec
+from nsuwsgi.systemd import Notifier, feed_watchdog
 
 RELAYED = (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2)
 
 
 def run_instance(config: Config, reload_config: Callable[[], Config]) -> int:
     log = Log()
+    if config["emperor"]:
+        return run_emperor(config, log)
     import_what_config_needs(config)
     try:
         run_hooks(config, "asap", log)
@@ -51,6 +54,42 @@ def run_instance(config: Config, reload_config: Callable[[], Config]) -> int:
     except SetupError as err:
         log(f"nsuwsgi: error: {err}")
         return EXIT_RUNTIME
+
+
+def run_emperor(config: Config, log: Log) -> int:
+    """The Emperor process: the instance's bookkeeping (log, pidfiles, user), then govern."""
+    from nsuwsgi.emperor.emperor import Emperor
+    from nsuwsgi.master import daemonize, drop_privileges, redirect_output, write_pidfile
+    try:
+        with setup_step(config, "daemonize"):
+            if config["daemonize"]:
+                daemonize(config["daemonize"])
+        with setup_step(config, "logto"):
+            if config["logto"] and not config["daemonize"]:
+                redirect_output(config["logto"])
+        for option in ("pidfile", "emperor-pidfile"):
+            with setup_step(config, option):
+                if config[option]:
+                    write_pidfile(config[option])
+        with setup_step(config, "chdir"):
+            if config["chdir"]:
+                os.chdir(config["chdir"])
+        with setup_step(config, "uid"):
+            drop_privileges(config["uid"], config["gid"], True, log)
+        emperor = Emperor(config, log)
+    except SetupError as err:
+        log(f"nsuwsgi: error: {err}")
+        return EXIT_RUNTIME
+    except OSError as err:
+        log(f"nsuwsgi: error: cannot start the Emperor: {err.strerror or err}")
+        return EXIT_RUNTIME
+    try:
+        return emperor.run()
+    finally:
+        if config["vacuum"]:
+            for option in ("pidfile", "emperor-pidfile"):
+                if config[option]:
+                    linux.unlink_quietly(config[option])
 
 
 def run_hooks(config: Config, phase: str, log) -> None:
@@ -74,6 +113,8 @@ class Keeper:
 
     def run(self) -> int:
         master = Master(self.config, self.reload_config, self.log)
+        # The keeper talks to systemd or the Emperor: the jail may have no way out to them.
+        self.systemd, master.systemd = master.systemd, Notifier(None)
         master.setup_outside_jail()
         run_hooks(self.config, "pre-jail", self.log)
         keeper_end, master_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
@@ -121,6 +162,8 @@ class Keeper:
             loop.on_signal(sig, self._relay)
         loop.on_signal(signal.SIGHUP, lambda s: self._reload())
         loop.add_reader(self.child.pidfd, lambda: self._jail_ended(loop))
+        self.systemd.ready(status="nsuwsgi is ready (jailed)")
+        feed_watchdog(self.systemd, loop)
         try:
             loop.run(until=lambda: self.exit_code is not None)
         finally:
@@ -128,9 +171,12 @@ class Keeper:
             os.close(self.child.pidfd)
             self.control.close()
             vacuum(self.config)             # the pidfile and stats socket are the keeper's
+            self.systemd.close()
         return self.exit_code
 
     def _relay(self, signum: int) -> None:
+        if signum in (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT):
+            self.systemd.stopping()
         try:
             linux.pidfd_send_signal(self.child.pidfd, signum)
         except ProcessLookupError:
@@ -148,7 +194,9 @@ class Keeper:
     def _reload(self) -> None:
         """Read the config on the host, check it, and hand it to the master in the jail."""
         self.log("[nsuwsgi] graceful reload: reading the configuration again")
+        self.systemd.reloading()
         new = read_new_config(self.reload_config, self.log)
+        self.systemd.ready(status="nsuwsgi is ready (jailed)")
         if new is None:
             return
         if jail_spec(new) != self.jail:

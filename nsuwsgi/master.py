@@ -31,6 +31,7 @@ from nsuwsgi.lifeline import Lifeline
 from nsuwsgi.loop import Loop
 from nsuwsgi.options import Config, decode_config, jail_spec, validate
 from nsuwsgi.server import sockets
+from nsuwsgi.systemd import Notifier, feed_watchdog
 from nsuwsgi.server.pool import Pool
 from nsuwsgi.server.scoreboard import Scoreboard
 from nsuwsgi.server.worker import run_worker
@@ -76,6 +77,9 @@ class Master:
         self.started = time.time()
         self.mercy = float(config["reload-mercy"])
         self.honour_stdin = bool(config["daemons-honour-stdin"])
+        # systemd, or an Emperor, listening for READY/RELOADING/STOPPING/WATCHDOG; taken out
+        # of the environment so workers and daemons do not talk to it themselves.
+        self.systemd = Notifier.from_environ(unset=True)
 
     # ---- DaemonHost interface
 
@@ -226,12 +230,19 @@ class Master:
         if self.stats_socket is not None:
             self.serve_stats()
         self.start_daemons()
+        self.systemd.ready(status=self.status_text())
+        feed_watchdog(self.systemd, self.loop, stopped=lambda: self.stopping)
         try:
             self.loop.run(until=self.finished)
         finally:
             self.cleanup()
         self.log(f"[nsuwsgi] goodbye (exit code {self.exit_code})")
         return self.exit_code
+
+    def status_text(self) -> str:
+        if self.pool is None:
+            return f"nsuwsgi is running {len(self.daemons)} daemon(s)"
+        return f"nsuwsgi is ready: {self.config['processes'] or 1} worker(s)"
 
     def finished(self) -> bool:
         if not self.stopping:
@@ -347,6 +358,7 @@ class Master:
     def _idle(self) -> None:
         if self.config["die-on-idle"]:
             self.log(f"[nsuwsgi] idle for {self.config['idle']}s: die-on-idle, shutting down")
+            self.systemd.status("idle: exiting (die-on-idle)")
             self.shutdown(graceful=True)
             return
         self.log(f"[nsuwsgi] idle for {self.config['idle']}s: going cheap")
@@ -371,6 +383,7 @@ class Master:
                 self.pool.kill()
             return
         self.stopping = True
+        self.systemd.stopping()
         how = "graceful" if graceful else "immediate"
         self.log(f"[nsuwsgi] {how} shutdown: stopping {len(self.daemons)} daemon(s)")
         if self.pool is not None:
@@ -400,8 +413,10 @@ class Master:
             return
         if read_config is None:
             self.log("[nsuwsgi] graceful reload: reading the configuration again")
+        self.systemd.reloading()
         new = read_new_config(read_config or self.reload_config, self.log)
         if new is None:
+            self.systemd.ready(status=self.status_text())
             return
         for name in RESTART_ONLY:
             if new[name] != self.config[name]:
@@ -416,6 +431,7 @@ class Master:
         self.config = new
         if self.pool is not None and not self.cheap:
             self.pool.reload()          # workers load the app after fork: a new generation
+        self.systemd.ready(status=self.status_text())
 
     def start_daemons(self) -> None:
         if not self.config.daemons:
@@ -472,6 +488,7 @@ class Master:
             vacuum(self.config)
         if self.watcher is not None:
             self.watcher.close()
+        self.systemd.close()
         self.loop.close()
 
     # ---- stats
@@ -506,12 +523,19 @@ def bind_listeners(config: Config, log) -> list[tuple]:
     found = sockets.systemd_sockets(os.environ, config["protocol"])
     for sock, protocol in found:
         log(f"uwsgi socket {sockets.name_of(sock)} inherited from systemd ({protocol})")
+    inherited = sockets.stdin_listener()
     backlog = config["listen"]
     for option in ("socket", "http-socket"):
         for setting in config.items(option):
             spec = setting.value
             if option == "socket" and config["protocol"]:
                 spec = sockets.SocketSpec(spec.address, config["protocol"])
+            if inherited is not None and sockets.same_address(inherited, spec.address):
+                log(f"uwsgi socket {len(found)} inherited on fd 0: {spec.address} "
+                    f"({spec.protocol})")
+                found.append((inherited, spec.protocol))
+                inherited = None
+                continue
             try:
                 sock = sockets.bind(spec, backlog, config["chmod-socket"],
                                     config["chown-socket"])
@@ -520,6 +544,11 @@ def bind_listeners(config: Config, log) -> list[tuple]:
                                  f"{err.strerror or err}") from None
             log(f"uwsgi socket {len(found)} bound to {sockets.name_of(sock)} ({spec.protocol})")
             found.append((sock, spec.protocol))
+    if inherited is not None:
+        protocol = config["protocol"] or sockets.UWSGI
+        log(f"uwsgi socket {len(found)} inherited on fd 0: {sockets.name_of(inherited)} "
+            f"({protocol})")
+        found.append((inherited, protocol))
     return found
 
 

@@ -575,7 +575,60 @@ TABLE: tuple[Option, ...] = (
     Option("cap", parse_caps, "Capabilities to keep (names like net_bind_service, or numbers); "
            "everything else is dropped, bounding set included.", group="jail", status=JAIL_STATUS, metavar="LIST"),
     refused("setns", "Join the namespaces offered on a setns socket.", "jail"),
-    refused("emperor", "Govern a directory of vassal configs.", "emperor"),
+    # ---- the Emperor (docs/emperor.md)
+    Option("emperor", parse_str, "Govern the vassal configs (.ini, .json, .yaml, .yml) in this "
+           "directory, or matching this glob.", default=(), repeatable=True, group="emperor",
+           metavar="DIR|GLOB"),
+    Option("emperor-freq", parse_int, "Seconds between safety rescans (changes are seen at "
+           "once through inotify; this only backs it up).", default=3, group="emperor",
+           metavar="SECONDS"),
+    Option("emperor-throttle", parse_int, "First retry delay of a failing vassal, in ms; it "
+           "doubles per failure in a row.", default=1000, group="emperor", metavar="MS"),
+    Option("emperor-max-throttle", parse_int, "Cap of a failing vassal's retry delay, in ms.",
+           default=180000, group="emperor", metavar="MS"),
+    Option("emperor-required-heartbeat", parse_int, "A vassal that stops sending its "
+           "heartbeat for this many seconds is killed and respawned (0: never).", default=30,
+           group="emperor", metavar="SECONDS"),
+    Option("emperor-pidfile", parse_str, "Write the Emperor's pid here.", group="emperor",
+           metavar="FILE"),
+    Option("emperor-stats", parse_str, "Serve the vassal table as JSON here (host:port or a "
+           "unix socket path).", aliases=("emperor-stats-server",), group="emperor",
+           metavar="ADDRESS"),
+    flag("emperor-tyrant", "Run each vassal as the owner (uid and gid) of its config file.",
+         group="emperor"),
+    flag("emperor-tyrant-allow-root", "In tyrant mode, also run vassals whose file is owned "
+         "by root (as root). Refused by default.", group="emperor"),
+    Option("emperor-use-clone", parse_unshare, "Spawn each vassal in these new namespaces "
+           "(unshare names: pid, mount, uts, ipc, net...).", group="emperor",
+           status=JAIL_STATUS, metavar="LIST"),
+    Option("emperor-wrapper", parse_str, "The command that runs a vassal (default: this "
+           "nsuwsgi).", aliases=("binary-path",), group="emperor", metavar="COMMAND"),
+    Option("emperor-on-demand-directory", parse_str, "On-demand vassals: bind DIR/NAME.socket "
+           "and start vassal NAME.ini on its first connection.",
+           aliases=("emperor-on-demand-dir",), group="emperor", metavar="DIR"),
+    Option("emperor-on-demand-extension", parse_str, "On-demand vassals: the file NAME.ini"
+           "EXT holds the socket to bind for vassal NAME.ini.",
+           aliases=("emperor-on-demand-ext",), group="emperor", metavar="EXT"),
+    Option("vassals-include", parse_str, "Include this config after each vassal's own (the "
+           "template overrides it).", default=(), repeatable=True, group="emperor",
+           metavar="FILE"),
+    Option("vassals-include-before", parse_str, "Include this config before each vassal's own "
+           "(the vassal overrides it).", default=(), repeatable=True, group="emperor",
+           metavar="FILE"),
+    Option("vassals-inherit", parse_str, "Each vassal inherits this config (the template "
+           "overrides it, as in uWSGI).", default=(), repeatable=True, group="emperor",
+           metavar="FILE"),
+    Option("vassals-inherit-before", parse_str, "Like vassals-inherit, placed before the "
+           "vassal's file.", default=(), repeatable=True, group="emperor", metavar="FILE"),
+    Option("vassal-set", parse_str, "Set a placeholder for every vassal (`--set k=v`, before "
+           "its file: the vassal may override it).", default=(), repeatable=True,
+           aliases=("vassals-set",), group="emperor", metavar="KEY=VALUE"),
+    Option("emperor-graceful-shutdown", parse_bool, "Accepted: vassals are always stopped "
+           "gracefully (SIGTERM, then SIGKILL after reload-mercy).", default=False,
+           group="emperor", status=IGNORED, metavar=""),
+    Option("heartbeat", parse_int, "Accepted: a vassal always sends its heartbeat (every "
+           "half of the Emperor's emperor-required-heartbeat).", group="emperor",
+           status=IGNORED, metavar="SECONDS"),
     refused("legion", "Join a legion.", "legion"),
     refused("legion-attach-daemon", "Run a daemon on the legion Lord only.", "legion"),
     refused("legion-smart-attach-daemon", "Smart daemon on the legion Lord only.", "legion"),
@@ -639,7 +692,7 @@ REFUSED_PREFIXES = ("namespace-", "ns-", "jail", "cgroup",
                     "immediate-", "add-gid", "drop-after", "master-as-root",
                     "privileged-binary", "unprivileged-binary")
 REFUSED_NAMES = {"for", "endif", "end-if", "endfor", "end-for", "end", "xml",
-                 "sqlite3", "ldap", "config", "jailed", "emperor"}
+                 "sqlite3", "ldap", "config", "jailed"}
 
 
 def is_refused_uwsgi(name: str) -> bool:
@@ -782,6 +835,40 @@ def validate(config: Config, inside_jail: bool = False) -> list[UserError]:
         errors += inside_path_errors(config)
     errors += daemon_errors(config)
     errors += id_errors(config)
+    errors += emperor_errors(config)
+    return errors
+
+
+# What an Emperor process may do besides governing: identity and bookkeeping only. Apps,
+# daemons and jails belong in vassals, where a failure costs one tenant, not all of them.
+EMPEROR_COMPANIONS = {"emperor", "uid", "gid", "umask", "chdir", "env", "logto", "daemonize",
+                      "pidfile", "master", "vacuum", "reload-mercy", "strict", "show-config",
+                      "plugins", "plugin", "ini", "json", "yaml", "set", "inherit",
+                      "include", "set-placeholder", "set-ph", "declare-option"}
+
+
+def emperor_errors(config: Config) -> list[UserError]:
+    if not config["emperor"]:
+        used = [n for n in config.settings if BY_NAME[n].group == "emperor"
+                and BY_NAME[n].status == SUPPORTED]
+        return [UserError("this option only applies to an Emperor", origin=config.origin(n),
+                          option=n, hint="add emperor = DIR, or remove it") for n in used]
+    errors = []
+    for name in config.settings:
+        opt = BY_NAME[name]
+        if opt.group != "emperor" and opt.name not in EMPEROR_COMPANIONS:
+            errors.append(UserError("an Emperor only governs vassals", origin=config.origin(name),
+                                    option=name, hint="move it into a vassal's config file"))
+    directory = config["emperor-on-demand-directory"]
+    if directory is not None and not os.path.isdir(directory):
+        errors.append(UserError(f"directory '{directory}' does not exist",
+                                origin=config.origin("emperor-on-demand-directory"),
+                                option="emperor-on-demand-directory",
+                                hint="create it (the Emperor binds NAME.socket files in it)"))
+    if config["emperor-tyrant"] and os.geteuid() != 0:
+        errors.append(UserError("tyrant mode needs an Emperor running as root",
+                                origin=config.origin("emperor-tyrant"), option="emperor-tyrant",
+                                hint="start the Emperor as root, or drop emperor-tyrant"))
     return errors
 
 

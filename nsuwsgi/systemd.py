@@ -144,3 +144,20 @@ class Notifier:
     def __repr__(self) -> str:
         target = self.reason if self.address is None else repr(self.address)
         return f"<Notifier {target} sent={self.sent} errors={self.errors}>"
+
+
+def feed_watchdog(notifier: Notifier, loop, stopped=lambda: False) -> None:
+    """Ping WATCHDOG=1 at half the supervisor's timeout, from the loop, until `stopped()`.
+
+    Pinging from the event loop (not a thread) is the point: a loop that hangs stops pinging,
+    and systemd or the Emperor kills and restarts us.
+    """
+    interval = notifier.watchdog_interval()
+    if interval is None:
+        return
+
+    def ping():
+        if not stopped():
+            notifier.watchdog()
+            loop.call_later(interval, ping)
+    ping()

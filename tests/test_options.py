@@ -351,7 +351,7 @@ def test_unknown_option_without_a_close_name():
     assert error.hint == "see nsuwsgi --help"
 
 
-@pytest.mark.parametrize("name", ["emperor", "hook-as-vassal", "call-as-root", "jail",
+@pytest.mark.parametrize("name", ["emperor-broodlord", "hook-as-vassal", "call-as-root", "jail",
                                   "if-env", "legion-smart-attach-daemon"])
 def test_refused_options_are_errors(name):
     [error] = problems(("master", "1"), (name, "x"))
@@ -552,5 +552,5 @@ def test_help_mentions_every_supported_option():
 
 def test_help_does_not_offer_refused_options():
     text = options.help_text()
-    for name in ("--emperor", "--hook-as-vassal", "--legion"):
+    for name in ("--emperor-broodlord", "--hook-as-vassal", "--legion"):
         assert name not in text.split()

@@ -168,3 +168,40 @@ def parse_chmod(text: str) -> int:
     except ValueError:
         raise ValueProblem(f"'{text}' is not an octal mode", "write chmod-socket = 660") \
             from None
+
+
+def stdin_listener() -> socket.socket | None:
+    """A listening socket on fd 0: how the Emperor hands an on-demand socket to its vassal.
+
+    uWSGI adopts such a socket too (`uwsgi socket 0 inherited`), so inetd-style launchers work.
+    """
+    try:
+        if not stat.S_ISSOCK(os.fstat(0).st_mode):
+            return None
+        sock = socket.socket(fileno=os.dup(0))
+    except OSError:
+        return None
+    try:
+        listening = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN)
+    except OSError:
+        listening = 0
+    if not listening or sock.type != socket.SOCK_STREAM:
+        sock.close()
+        return None
+    sock.set_inheritable(False)
+    sock.setblocking(False)
+    devnull = os.open(os.devnull, os.O_RDONLY)      # fd 0 is stdin again for the children
+    os.dup2(devnull, 0)
+    os.close(devnull)
+    return sock
+
+
+def same_address(sock: socket.socket, address: str) -> bool:
+    """Whether a bound socket listens on a configured `socket`/`http-socket` address."""
+    name = name_of(sock)
+    if name == address:
+        return True
+    if is_unix(address):
+        return os.path.abspath(address) == name
+    host, _, port = address.rpartition(":")
+    return name.rpartition(":")[2] == port and host in ("", "0.0.0.0", "::", "*")
