@@ -59,18 +59,9 @@ def run_instance(config: Config, reload_config: Callable[[], Config]) -> int:
 def run_emperor(config: Config, log: Log) -> int:
     """The Emperor process: the instance's bookkeeping (log, pidfiles, user), then govern."""
     from nsuwsgi.emperor.emperor import Emperor
-    from nsuwsgi.master import daemonize, drop_privileges, redirect_output, write_pidfile
+    from nsuwsgi.master import drop_privileges, log_and_pidfiles
     try:
-        with setup_step(config, "daemonize"):
-            if config["daemonize"]:
-                daemonize(config["daemonize"])
-        with setup_step(config, "logto"):
-            if config["logto"] and not config["daemonize"]:
-                redirect_output(config["logto"])
-        for option in ("pidfile", "emperor-pidfile"):
-            with setup_step(config, option):
-                if config[option]:
-                    write_pidfile(config[option])
+        log_and_pidfiles(config, ("pidfile", "emperor-pidfile"))
         with setup_step(config, "chdir"):
             if config["chdir"]:
                 os.chdir(config["chdir"])

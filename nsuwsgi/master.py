@@ -161,15 +161,7 @@ class Master:
     def setup_outside_jail(self) -> None:
         """What must exist before any jail: the log, the pidfile, the stats socket."""
         cfg = self.config
-        with setup_step(cfg, "daemonize"):
-            if cfg["daemonize"]:
-                daemonize(cfg["daemonize"])
-        with setup_step(cfg, "logto"):
-            if cfg["logto"] and not cfg["daemonize"]:
-                redirect_output(cfg["logto"])
-        with setup_step(cfg, "pidfile"):
-            if cfg["pidfile"]:
-                write_pidfile(cfg["pidfile"])
+        log_and_pidfiles(cfg, ("pidfile",))
         with setup_step(cfg, "stats"):
             if cfg["stats"]:
                 from nsuwsgi.stats import bind_stats
@@ -616,6 +608,20 @@ def setup_step(config: Config, option: str):
         origin = config.origin(option)
         where = f"{origin}: " if origin is not None else ""
         raise SetupError(f"{where}{option} = {config[option]}: {err.strerror or err}") from None
+
+def log_and_pidfiles(cfg: Config, pidfiles: tuple[str, ...]) -> None:
+    """daemonize, logto and the pidfile options: the first steps of any nsuwsgi process."""
+    with setup_step(cfg, "daemonize"):
+        if cfg["daemonize"]:
+            daemonize(cfg["daemonize"])
+    with setup_step(cfg, "logto"):
+        if cfg["logto"] and not cfg["daemonize"]:
+            redirect_output(cfg["logto"])
+    for option in pidfiles:
+        with setup_step(cfg, option):
+            if cfg[option]:
+                write_pidfile(cfg[option])
+
 
 def run_hook_phase(selected, phase: str, log) -> None:
     """Run one phase's hooks here; a failing hook is a SetupError like any other step."""
