@@ -65,6 +65,10 @@ def run_emperor(config: Config, log: Log) -> int:
         with setup_step(config, "chdir"):
             if config["chdir"]:
                 os.chdir(config["chdir"])
+        for name, value in config["env"]:       # every vassal inherits them
+            os.environ[name] = value
+        if config["umask"] is not None:
+            os.umask(config["umask"])
         with setup_step(config, "uid"):
             drop_privileges(config["uid"], config["gid"], True, log)
         emperor = Emperor(config, log)

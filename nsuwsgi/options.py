@@ -603,6 +603,10 @@ TABLE: tuple[Option, ...] = (
            status=JAIL_STATUS, metavar="LIST"),
     Option("emperor-wrapper", parse_str, "The command that runs a vassal (default: this "
            "nsuwsgi).", aliases=("binary-path",), group="emperor", metavar="COMMAND"),
+    Option("emperor-fork-server", parse_bool, "Fork vassals from a pre-imported nsuwsgi "
+           "process instead of starting a new interpreter for each (not with emperor-wrapper "
+           "or emperor-use-clone); `emperor-fork-server = false` turns it off.", default=True,
+           group="emperor", metavar=""),
     Option("emperor-on-demand-directory", parse_str, "On-demand vassals: bind DIR/NAME.socket "
            "and start vassal NAME.ini on its first connection.",
            aliases=("emperor-on-demand-dir",), group="emperor", metavar="DIR"),
@@ -859,6 +863,13 @@ def emperor_errors(config: Config) -> list[UserError]:
         if opt.group != "emperor" and opt.name not in EMPEROR_COMPANIONS:
             errors.append(UserError("an Emperor only governs vassals", origin=config.origin(name),
                                     option=name, hint="move it into a vassal's config file"))
+    from nsuwsgi.emperor.monitor import parse_pattern
+    for setting in config.items("emperor"):
+        try:
+            parse_pattern(setting.value)
+        except ValueError as err:
+            errors.append(UserError(str(err), origin=setting.origin, option="emperor",
+                                    hint="give a directory or a glob, e.g. /etc/nsuwsgi/vassals"))
     directory = config["emperor-on-demand-directory"]
     if directory is not None and not os.path.isdir(directory):
         errors.append(UserError(f"directory '{directory}' does not exist",

@@ -1,29 +1,42 @@
 #!/usr/bin/env bash
-# Sets up nsuwsgi and runs the embedded demo in the foreground: a master serving a small app
-# with 2 workers and supervising memcached, redis-server and a small ticker. As root all of it
-# runs jailed (its own PID, mount, UTS, IPC and network namespaces in a busybox rootfs built
-# with `nsuwsgi rootfs`); otherwise it runs plainly. Ctrl-C (SIGINT) stops it; `kill -HUP <pid>` reloads it.
+# Sets up nsuwsgi and runs the demo in the foreground: an Emperor (examples/emperor.ini)
+# governing two tenants, one vassal file each: tenant1, an app that counts its hits in its own
+# memcached (a sidecar daemon), and tenant2, a hello app. As root each tenant runs in its own
+# jail (PID, mount, UTS, IPC and network namespaces, only lo inside, a busybox rootfs built
+# with `nsuwsgi rootfs`, its own hostname) from examples/vassals/; otherwise the same tenants
+# run without jails from examples/vassals-plain/. Editing or touching a vassal file reloads
+# that tenant. Ctrl-C (SIGINT) stops everything; `kill -HUP <pid>` reloads every tenant.
 # DEMO_SECONDS=N stops it after N seconds.
 set -euo pipefail
 here="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$here"
 bash scripts/setup.sh
 mkdir -p var/demo
-chmod 0777 var/demo      # memcached drops to nobody before it creates its socket
 if [ "$(id -u)" = 0 ]; then
-  .venv/bin/nsuwsgi rootfs var/demo/root --usr-from-host >/dev/null
-  chmod 1777 var/demo/root/tmp
-  cp examples/hello_app.py var/demo/root/app.py
-  config=examples/demo-jail.ini
-  sockets="$here/var/demo/root/tmp"
+  chmod 0777 var/demo    # memcached drops to nobody before it creates its socket
+  for tenant in tenant1 tenant2; do
+    .venv/bin/nsuwsgi rootfs "var/demo/$tenant-root" --usr-from-host >/dev/null
+    chmod 1777 "var/demo/$tenant-root/tmp"
+  done
+  cp examples/counter_app.py var/demo/tenant1-root/app.py
+  cp examples/hello_app.py var/demo/tenant2-root/app.py
+  vassals=vassals
+  what="each tenant in its own jail"
+  memcached="$here/var/demo/tenant1-root/tmp/memcached.sock"
 else
-  config=examples/demo.ini
-  sockets="$here/var/demo"
+  vassals=vassals-plain
+  what="not root: no jails"
+  memcached="$here/var/demo/tenant1-memcached.sock"
 fi
-echo "demo: $config: memcached at unix:$sockets/memcached.sock, redis at unix:$sockets/redis.sock"
-echo "demo: the app: curl --unix-socket $here/var/demo/app.sock http://tenant/"
-echo "demo: stats: .venv/bin/python -m nsuwsgi.stats var/demo/stats.sock"
+# The placeholder must come before --ini: the first value of a placeholder wins.
+cmd=(.venv/bin/nsuwsgi --set-placeholder "vassals=$vassals" --ini examples/emperor.ini)
+echo "demo: an Emperor governing examples/$vassals/ ($what)"
+echo "demo: tenant1, hits counted in memcached: curl --unix-socket $here/var/demo/tenant1.sock http://tenant/"
+echo "demo: tenant1's memcached: unix:$memcached"
+echo "demo: tenant2, hello: curl --unix-socket $here/var/demo/tenant2.sock http://tenant/"
+echo "demo: stats: .venv/bin/python -m nsuwsgi.stats var/demo/emperor-stats.sock"
+echo "demo: a tenant's own stats: .venv/bin/python -m nsuwsgi.stats var/demo/tenant1-stats.sock"
 if [ -n "${DEMO_SECONDS:-}" ]; then
-  exec timeout --signal=TERM "$DEMO_SECONDS" .venv/bin/nsuwsgi --ini "$config"
+  exec timeout --signal=TERM "$DEMO_SECONDS" "${cmd[@]}"
 fi
-exec .venv/bin/nsuwsgi --ini "$config"
+exec "${cmd[@]}"

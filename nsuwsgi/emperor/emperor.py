@@ -43,6 +43,7 @@ class Emperor:
         self.wrapper = wrapper_argv(config["emperor-wrapper"])
         self.clone_plan = clone_plan(config["emperor-use-clone"])
         self.warned: set[str] = set()
+        self.forkserver = None
         self.governing = -1                 # the count last told to systemd
         self.started = time.time()
 
@@ -50,6 +51,7 @@ class Emperor:
 
     def run(self) -> int:
         self.open_notify_socket()
+        self.start_forkserver()
         if self.config["emperor-stats"]:
             from nsuwsgi.stats import bind_stats, serve_one, socket_name
             self.stats_socket = bind_stats(self.config["emperor-stats"])
@@ -90,6 +92,40 @@ class Emperor:
         self.notify_address = "@" + name
         self.loop.add_reader(sock, self.read_notifications)
 
+    def start_forkserver(self) -> None:
+        """Fork vassals from a pre-imported process, unless a wrapper or clone() is asked for."""
+        from nsuwsgi.emperor import forkserver
+        if (not self.config["emperor-fork-server"] or self.config["emperor-wrapper"]
+                or self.clone_plan is not None):
+            return
+        self.forkserver = forkserver.ForkServer(self.loop, self.log, self.vassal_ended)
+        try:
+            self.forkserver.start()
+        except OSError as err:
+            self.log(f"[emperor] no fork-server ({err}): vassals start as new processes")
+            self.forkserver = None
+
+    def fork_vassal(self, spec):
+        from nsuwsgi.emperor.forkserver import ForkServerGone
+        from nsuwsgi.spawn import Child
+        env = dict(item.split("=", 1) for item in spec.env)
+        try:
+            pid = self.forkserver.spawn(list(spec.argv), env, spec.cwd, spec.uid, spec.gid,
+                                        spec.stdin_fd)
+        except ForkServerGone as err:
+            self.log(f"[emperor] the fork-server is gone ({err}): vassals start as new "
+                     f"processes from now on")
+            self.forkserver = None
+            raise OSError(f"fork-server gone: {err}") from None
+        return Child(pid=pid, pidfd=linux.pidfd_open(pid), started=self.loop.clock())
+
+    def vassal_ended(self, pid: int, status: int) -> None:
+        """The fork-server reaped one of its vassals."""
+        for vassal in list(self.vassals.values()):
+            if vassal.child is not None and vassal.child.pid == pid:
+                vassal.ended(status_of(status))
+                return
+
     # ---- the desired set against the running set
 
     def files_changed(self) -> None:
@@ -119,6 +155,10 @@ class Emperor:
                 continue                    # re-added by vassal_gone() once it has ended
             elif self.owner_refused(self.monitor.vassals[name]):
                 vassal.stop(forget=True)
+            elif self.owner_changed(vassal, self.monitor.vassals[name]):
+                vassal.log(f"the owner of {vassal.file.path} changed: restarting vassal "
+                           f"{name} as its new owner")
+                vassal.stop(forget=True)        # vassal_gone() adds it again
             else:
                 vassal.file_changed(self.monitor.vassals[name])
         self.vassal_changed()
@@ -145,6 +185,10 @@ class Emperor:
             return True
         return False
 
+    def owner_changed(self, vassal: Vassal, file) -> bool:
+        return (bool(self.config["emperor-tyrant"])
+                and (file.uid, file.gid) != (vassal.file.uid, vassal.file.gid))
+
     def vassal_owner(self, vassal: Vassal) -> tuple[int | None, int | None]:
         if self.config["emperor-tyrant"]:
             return vassal.file.uid, vassal.file.gid
@@ -159,14 +203,18 @@ class Emperor:
                 self.add(vassal.name, file)
         self.vassal_changed()
 
+    def governed(self) -> int:
+        """Vassals running or waiting for their first connection (on demand)."""
+        return sum(1 for v in self.vassals.values() if v.running or v.on_demand is not None)
+
     def vassal_changed(self) -> None:
-        count = sum(1 for v in self.vassals.values() if v.running or v.on_demand is not None)
+        count = self.governed()
         if count != self.governing and not self.stopping:
             self.governing = count
             self.systemd.status(self.status_text())
 
     def status_text(self) -> str:
-        count = sum(1 for v in self.vassals.values() if v.running or v.on_demand is not None)
+        count = self.governed()
         return f"The Emperor is governing {count} vassal{'s' if count != 1 else ''}"
 
     # ---- on-demand vassals
@@ -195,8 +243,24 @@ class Emperor:
                 return
             pid = sender_pid(ancdata)
             vassal = next((v for v in self.vassals.values() if v.pid and v.pid == pid), None)
+            if vassal is None and pid and self.clone_plan is not None \
+                    and self.clone_plan.new_pid_namespace:
+                vassal = self.cloned_vassal(pid)
             if vassal is not None:                  # only a vassal's main pid is heard
                 vassal.notified(parse_fields(data))
+
+    def cloned_vassal(self, pid: int) -> Vassal | None:
+        """With emperor-use-clone pid, our child is the namespace's init (PID 1) and the
+        vassal's main process is the payload init started, PID 2 there: hear that one."""
+        try:
+            with open(f"/proc/{pid}/status") as f:
+                fields = dict(line.split(":", 1) for line in f if ":" in line)
+            parent, inner = int(fields["PPid"]), fields["NSpid"].split()[-1]
+        except (OSError, KeyError, ValueError, IndexError):
+            return None
+        if inner != "2":
+            return None
+        return next((v for v in self.vassals.values() if v.pid and v.pid == parent), None)
 
     def check_heartbeats(self) -> None:
         limit = float(self.config["emperor-required-heartbeat"])
@@ -247,6 +311,8 @@ class Emperor:
     def cleanup(self) -> None:
         for vassal in self.vassals.values():
             vassal.close()
+        if self.forkserver is not None:
+            self.forkserver.close()
         self.monitor.close()
         if self.notify_socket is not None:
             self.notify_socket.close()
@@ -270,7 +336,7 @@ class Emperor:
             "version": __version__, "pid": os.getpid(), "uid": os.getuid(),
             "gid": os.getgid(), "cwd": os.getcwd(), "emperor": list(self.config["emperor"]),
             "emperor_tyrant": bool(self.config["emperor-tyrant"]),
-            "governing": sum(1 for v in self.vassals.values() if v.running),
+            "governing": self.governed(),
             "vassals": [v.snapshot() for v in sorted(self.vassals.values(),
                                                        key=lambda v: v.name)],
         }
@@ -354,6 +420,13 @@ def bind_on_demand(name: str) -> socket.socket:
             raise
     sock.listen(100)
     return sock
+
+
+def status_of(wait_status: int) -> int:
+    """A waitpid() status in the form linux.reap_pidfd() gives: exit code << 8, or signal."""
+    if os.WIFSIGNALED(wait_status):
+        return os.WTERMSIG(wait_status)
+    return os.WEXITSTATUS(wait_status) << 8
 
 
 def sender_pid(ancdata) -> int:

@@ -42,6 +42,7 @@ class Vassal:
         self.on_demand: socket.socket | None = None
         self.on_demand_name = ""
         self.ready = False
+        self.reported_ready = False         # READY seen since the spawn: SIGHUP is handled
         self.status = ""
         self.last_heartbeat = 0.0
         self.last_change = host.loop.clock()
@@ -61,7 +62,12 @@ class Vassal:
         self.file = file
         self.last_change = self.host.loop.clock()
         state = self.machine.state
-        if state in (State.STARTING, State.RUNNING) and self.child is not None:
+        if state in (State.STARTING, State.RUNNING) and not self.reported_ready:
+            # Until its first READY a vassal may have no SIGHUP handler yet: SIGHUP would kill
+            # it (and, for a retry, defer the fix by a longer backoff). Start it again now.
+            self.log(f"vassal {self.name} changed while starting: restarting it now")
+            self._handle(Event.RESTART)
+        elif state in (State.STARTING, State.RUNNING) and self.child is not None:
             self.log(f"vassal {self.name} changed: graceful reload")
             self.ready = False
             self.signal(signal.SIGHUP)
@@ -73,9 +79,13 @@ class Vassal:
 
     def reload(self) -> None:
         """SIGHUP for the Emperor: every running vassal reloads gracefully."""
-        if self.child is not None and self.machine.state is State.RUNNING:
-            self.ready = False
-            self.signal(signal.SIGHUP)
+        if self.child is None or self.machine.state is not State.RUNNING:
+            return
+        if not self.reported_ready:
+            self._handle(Event.RESTART)         # see file_changed()
+            return
+        self.ready = False
+        self.signal(signal.SIGHUP)
 
     def stop(self, forget: bool) -> None:
         """Graceful stop: SIGTERM, then SIGKILL of its process group after the mercy period."""
@@ -118,6 +128,7 @@ class Vassal:
             if not self.ready:
                 self.log(f"vassal {self.name} is ready (pid: {self.pid})")
             self.ready = True
+            self.reported_ready = True
         if fields.get("RELOADING") == "1":
             self.ready = False
         if "STATUS" in fields:
@@ -151,17 +162,22 @@ class Vassal:
             self._stopped()
 
     def _spawn(self) -> None:
-        self.ready = False
+        self.ready = self.reported_ready = False
         self.last_heartbeat = 0.0
+        spec = self.process_spec()
         try:
-            self.child = spawn(self.process_spec(), self.host.loop.clock())
-        except SpawnError as err:
+            if self.host.forkserver is not None and spec.jail is None:
+                self.child = self.host.fork_vassal(spec)    # the exit comes from the server
+            else:
+                self.child = spawn(spec, self.host.loop.clock())
+                self.host.loop.add_reader(self.child.pidfd, self._exited)
+        except (SpawnError, OSError) as err:
             self.child = None
-            self._note_failure(f"cannot start: {err.describe()}")
-            self.log(f"cannot start vassal {self.name}: {err.describe()}")
+            why = err.describe() if isinstance(err, SpawnError) else str(err)
+            self._note_failure(f"cannot start: {why}")
+            self.log(f"cannot start vassal {self.name}: {why}")
             self._handle(Event.FAIL)
             return
-        self.host.loop.add_reader(self.child.pidfd, self._exited)
         self.status = "running"
         self.log(f"vassal {self.name} spawned (pid: {self.child.pid})")
         self._handle(Event.UP)
@@ -179,7 +195,7 @@ class Vassal:
         for name in ("WATCHDOG_PID", "LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES"):
             env.pop(name, None)
         env["UWSGI_VASSAL_NAME"] = self.name
-        argv = vassal_argv(self.host.wrapper, cfg, self.file.path)
+        argv = vassal_argv(self.host.wrapper, cfg, os.path.abspath(self.file.path))
         return ProcessSpec(
             argv=tuple(argv), executable=self.host.resolve(argv[0], env),
             env=tuple(f"{k}={v}" for k, v in env.items()),
@@ -190,9 +206,12 @@ class Vassal:
             jail=self.host.clone_plan)
 
     def _exited(self) -> None:
+        """Our child's pidfd is readable: reap it."""
+        self.host.loop.remove_reader(self.child.pidfd)
+        self.ended(linux.reap_pidfd(self.child.pidfd))
+
+    def ended(self, status: int | None) -> None:
         child = self.child
-        self.host.loop.remove_reader(child.pidfd)
-        status = linux.reap_pidfd(child.pidfd)
         os.close(child.pidfd)
         self.child = None
         self.ready = False
