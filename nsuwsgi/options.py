@@ -579,8 +579,8 @@ TABLE: tuple[Option, ...] = (
     Option("emperor", parse_str, "Govern the vassal configs (.ini, .json, .yaml, .yml) in this "
            "directory, or matching this glob.", default=(), repeatable=True, group="emperor",
            metavar="DIR|GLOB"),
-    Option("emperor-freq", parse_int, "Seconds between safety rescans (changes are seen at "
-           "once through inotify; this only backs it up).", default=3, group="emperor",
+    Option("emperor-freq", parse_int, "Seconds between safety rescans (uWSGI: 3; changes are seen at "
+           "once through inotify; this only backs it up).", default=10, group="emperor",
            metavar="SECONDS"),
     Option("emperor-throttle", parse_int, "First retry delay of a failing vassal, in ms; it "
            "doubles per failure in a row.", default=1000, group="emperor", metavar="MS"),

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import socket
+import struct
 import time
 
 NOTIFY_VARS = ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID")
@@ -46,6 +47,8 @@ def parse_watchdog(usec: str | None, pid: str | None) -> float | None:
 
 class Notifier:
     """One NOTIFY_SOCKET client; a silent no-op when there is no socket."""
+
+    send_timeout = 0.5              # seconds a full receiver queue may hold a send
 
     def __init__(self, address: str | None, reason: str | None = None,
                  watchdog_usec: str | None = None, watchdog_pid: str | None = None):
@@ -120,9 +123,19 @@ class Notifier:
     # ---- the socket
 
     def _socket(self) -> socket.socket:
+        """Blocking, with a kernel send timeout (SO_SNDTIMEO, so a full queue is EAGAIN).
+
+        The receiver's queue holds only net.unix.max_dgram_qlen (often 10) datagrams: when 200
+        vassals report READY at once, a non-blocking send loses most of them. Waiting a little
+        lets the Emperor or systemd drain it; a stuck one costs us at most SEND_TIMEOUT.
+        """
         if self._sock is None:
-            flags = socket.SOCK_DGRAM | socket.SOCK_CLOEXEC | socket.SOCK_NONBLOCK
-            self._sock = socket.socket(socket.AF_UNIX, flags)
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
+            seconds = int(self.send_timeout)
+            micros = int((self.send_timeout - seconds) * 1_000_000)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO,
+                            struct.pack("ll", seconds, micros))
+            self._sock = sock
         return self._sock
 
     def fileno(self) -> int:

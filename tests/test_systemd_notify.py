@@ -5,6 +5,8 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
+import socket
+import struct
 import subprocess
 import sys
 import time
@@ -151,7 +153,8 @@ def test_vanished_abstract_listener_is_recorded_not_raised(abstract_listener):
         assert n.errors == 1 and n.last_error.errno == errno.ECONNREFUSED
 
 
-def test_a_full_listener_never_blocks_the_sender(listener, notifier):
+def test_a_full_listener_blocks_the_sender_only_briefly(listener, notifier):
+    notifier.send_timeout = 0.05
     deadline = time.monotonic() + 10
     while notifier.errors == 0 and time.monotonic() < deadline:
         notifier.status("x" * 1024)     # the listener reads nothing, so its queue fills up
@@ -240,12 +243,18 @@ def test_a_child_pid_matches_popen(abstract_listener):
 LIST_FDS = "import os; print(' '.join(sorted(os.listdir('/proc/self/fd'), key=int)))"
 
 
-def test_the_socket_is_close_on_exec_and_non_blocking(listener, notifier):
+def test_the_socket_is_close_on_exec_with_a_bounded_send(listener, notifier):
     notifier.ready()
     fd = notifier.fileno()
     assert fd >= 0
     assert fcntl.fcntl(fd, fcntl.F_GETFD) & fcntl.FD_CLOEXEC
-    assert fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_NONBLOCK
+    sock = socket.socket(fileno=os.dup(fd))
+    try:
+        seconds, micros = struct.unpack("ll", sock.getsockopt(socket.SOL_SOCKET,
+                                                              socket.SO_SNDTIMEO, 16))
+    finally:
+        sock.close()
+    assert (seconds, micros) == (0, 500_000), "a full queue holds a send at most 0.5 s"
     out = subprocess.run([PYTHON, "-c", LIST_FDS], close_fds=False, capture_output=True,
                          text=True, timeout=30, stdin=subprocess.DEVNULL).stdout
     assert str(fd) not in out.split()
