@@ -579,9 +579,9 @@ TABLE: tuple[Option, ...] = (
     Option("emperor", parse_str, "Govern the vassal configs (.ini, .json, .yaml, .yml) in this "
            "directory, or matching this glob.", default=(), repeatable=True, group="emperor",
            metavar="DIR|GLOB"),
-    Option("emperor-freq", parse_int, "Seconds between safety rescans (uWSGI: 3; changes are seen at "
-           "once through inotify; this only backs it up).", default=10, group="emperor",
-           metavar="SECONDS"),
+    Option("emperor-freq", parse_int, "Seconds between safety rescans (uWSGI: 3; changes are "
+           "seen at once through inotify; this only backs it up).", default=10,
+           group="emperor", metavar="SECONDS"),
     Option("emperor-throttle", parse_int, "First retry delay of a failing vassal, in ms; it "
            "doubles per failure in a row.", default=1000, group="emperor", metavar="MS"),
     Option("emperor-max-throttle", parse_int, "Cap of a failing vassal's retry delay, in ms.",
