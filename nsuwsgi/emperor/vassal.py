@@ -124,6 +124,8 @@ class Vassal:
         now = self.host.loop.clock()
         if fields.get("WATCHDOG") == "1" or fields.get("READY") == "1":
             self.last_heartbeat = now
+        if fields.get("WATCHDOG") == "1" and not self.reported_ready:
+            fields = {**fields, "READY": "1"}      # its READY was lost to a full queue
         if fields.get("READY") == "1":
             if not self.ready:
                 self.log(f"vassal {self.name} is ready (pid: {self.pid})")
