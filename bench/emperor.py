@@ -72,7 +72,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import ctypes
 import json
 import os
 import platform
@@ -83,7 +82,6 @@ import signal
 import socket
 import statistics
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -91,11 +89,11 @@ from dataclasses import dataclass, field
 
 import psutil
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from common import (ROOT, UWSGI, VENV_PYTHON, BenchError, Processes, bench_main, check_uwsgi,
+                    cpu_model, descendants, free_ports, kill_pids, loadavg, log_tail,
+                    set_subreaper, tool_version)
+
 APPS_DIR = os.path.join(ROOT, "bench", "apps")
-VENV_PYTHON = os.path.join(ROOT, ".venv", "bin", "python")
-UWSGI = "/usr/bin/uwsgi-core"
-UWSGI_PLUGIN = "/usr/lib/uwsgi/plugins/python3_plugin.so"
 DIR_PREFIX = "nsuwsgi-bench-emperor-"
 
 SERVERS = ("nsuwsgi", "uWSGI")
@@ -122,138 +120,21 @@ STOP_TIMEOUT_PER_VASSAL = 0.1
 IMPORT_RETRY_FOR = 600.0        # another engineer may be mid-edit on nsuwsgi
 IMPORT_RETRY_EVERY = 15.0
 
-PR_SET_CHILD_SUBREAPER = 36
 LOG_WORRY = re.compile(r"Traceback|Error|error|will be started again|keeps failing|"
                        r"did not stop in time|cannot|refused|warning|second stop signal|"
                        r"ended: |BROKEN|quarantined")
 
 
-class BenchError(Exception):
-    """The bench cannot run; the message says why."""
-
-
-# --------------------------------------------------------------------------- processes
-
-def set_subreaper() -> bool:
-    libc = ctypes.CDLL(None, use_errno=True)
-    return libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
-
-
-POPEN_PIDS: set[int] = set()      # the bench's Popen children: subprocess reaps them
-
-
-class Processes:
-    """Every Emperor the bench starts, so that each one (and everything below it) is stopped
-    whatever happens. The bench is a child subreaper: orphans come back to it."""
-
-    def __init__(self) -> None:
-        self.running: list[tuple[subprocess.Popen, int]] = []
-
-    def start(self, argv: list[str], log_path: str, stop_signal: int) -> subprocess.Popen:
-        with open(log_path, "ab") as log:
-            proc = subprocess.Popen(argv, cwd=ROOT, stdin=subprocess.DEVNULL, stdout=log,
-                                    stderr=subprocess.STDOUT, start_new_session=True)
-        self.running.append((proc, stop_signal))
-        POPEN_PIDS.add(proc.pid)
-        return proc
-
-    def stop(self, proc: subprocess.Popen, timeout: float = STOP_TIMEOUT_BASE) \
-            -> tuple[float, list[str]]:
-        """Stop signal, wait; SIGKILL by pid whatever is left of its family. (seconds to
-        exit, problems seen)."""
-        entry = next((e for e in self.running if e[0] is proc), None)
-        if entry is None:
-            return 0.0, []
-        self.running.remove(entry)
-        problems = []
-        family = descendants(proc.pid)
-        started = time.perf_counter()
-        if proc.poll() is None:
-            try:
-                os.kill(proc.pid, entry[1])
-            except ProcessLookupError:
-                pass
-            try:
-                proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                problems.append(f"pid {proc.pid} did not exit within {timeout:.0f} s of "
-                                f"{signal.Signals(entry[1]).name}: SIGKILL")
-                kill_pids(family + [psutil.Process(proc.pid)])
-                proc.wait(timeout=STOP_TIMEOUT_BASE)
-        took = time.perf_counter() - started
-        POPEN_PIDS.discard(proc.pid)
-        _, alive = psutil.wait_procs(family, timeout=5.0)
-        if alive:
-            problems.append(f"{len(alive)} process(es) below pid {proc.pid} outlived it: "
-                            f"SIGKILL {[p.pid for p in alive][:20]}")
-            kill_pids(alive)
-        return took, problems
-
-    def stop_all(self) -> list[str]:
-        problems = []
-        for proc, _ in list(self.running):
-            try:
-                problems += self.stop(proc)[1]
-            except Exception as exc:        # cleanup goes on for the others
-                problems.append(f"stopping pid {proc.pid}: {exc}")
-        # Anything still below the bench was started by it (directly or not): kill, reap.
-        left = descendants(os.getpid())
-        if left:
-            problems.append(f"{len(left)} leftover process(es) below the bench: SIGKILL "
-                            f"{[p.pid for p in left][:20]}")
-            kill_pids(left)
-        reap_orphans()
-        return problems
-
-
-def descendants(pid: int) -> list[psutil.Process]:
-    try:
-        return psutil.Process(pid).children(recursive=True)
-    except psutil.Error:
-        return []
-
-
-def kill_pids(procs: list[psutil.Process]) -> None:
-    for p in procs:
-        try:
-            p.kill()                # psutil checks the pid was not reused
-        except psutil.Error:
-            pass
-    psutil.wait_procs(procs, timeout=10.0)     # reaps the ones that are the bench's children
-
-
-def reap_orphans() -> None:
-    """Reap zombies adopted as subreaper (never a Popen child: subprocess reaps those)."""
+def reap_orphans(procs: Processes) -> None:
+    """Reap zombies adopted as subreaper (never a running Popen child: subprocess reaps it)."""
+    running = {proc.pid for proc, _ in procs.running}
     for child in psutil.Process().children():
-        if child.pid in POPEN_PIDS:
+        if child.pid in running:
             continue
         try:
             os.waitpid(child.pid, os.WNOHANG)
         except ChildProcessError:
             pass
-
-
-def free_ports(n: int) -> list[int]:
-    """n distinct ports the kernel picked: bind n sockets to port 0, read them, close all."""
-    socks = []
-    try:
-        for _ in range(n):
-            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            socks.append(s)
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
-
-
-def log_tail(path: str, lines: int = 15) -> str:
-    try:
-        with open(path, "rb") as f:
-            text = f.read().decode(errors="replace")
-    except OSError:
-        return "(no log)"
-    return "\n".join("    | " + line for line in text.splitlines()[-lines:])
 
 
 def read_log(path: str, offset: int = 0) -> str:
@@ -779,7 +660,8 @@ def measure_scale(procs: Processes, server: str, workdir: str, count: int, cheap
                                  f"{'is bound' if cheap else 'answers HTTP'} (their READY "
                                  f"notification did not reach the Emperor?)")
     finally:
-        took, problems = procs.stop(emp.proc, STOP_TIMEOUT_BASE + STOP_TIMEOUT_PER_VASSAL * count)
+        took, problems = procs.stop(emp.proc,
+                                    STOP_TIMEOUT_BASE + STOP_TIMEOUT_PER_VASSAL * count)
         res.stop_s = took
         res.notes += problems
         if server == "nsuwsgi":
@@ -787,7 +669,7 @@ def measure_scale(procs: Processes, server: str, workdir: str, count: int, cheap
             if n:
                 res.notes.append(f"{n} nsuwsgi log line(s) worth a look, e.g.: "
                                  + " || ".join(lines[:8]))
-        reap_orphans()
+        reap_orphans(procs)
     return res
 
 
@@ -967,15 +849,6 @@ def report_targets(summary: dict, scale: dict[str, ScaleResult] | None,
 
 # --------------------------------------------------------------------------- setup
 
-def tool_version(argv: list[str]) -> str:
-    try:
-        out = subprocess.run(argv, capture_output=True, text=True, timeout=30, cwd=ROOT)
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        return f"? ({exc})"
-    text = (out.stdout or out.stderr).strip()
-    return text.splitlines()[-1] if text else "?"
-
-
 def looks_like_mid_edit(text: str) -> bool:
     return "/nsuwsgi/" in text and \
         any(e in text for e in ("ImportError", "ModuleNotFoundError", "SyntaxError",
@@ -1001,31 +874,10 @@ def wait_importable() -> str:
 
 
 def preflight() -> None:
-    for program, what in ((UWSGI, "uwsgi-core (apt-get install uwsgi-core)"),
-                          (VENV_PYTHON, "the venv (./scripts/test.sh sets it up)")):
-        if not os.access(program, os.X_OK):
-            raise BenchError(f"missing {what}: {program}")
-    if not os.path.exists(UWSGI_PLUGIN):
-        raise BenchError(f"missing uWSGI's python3 plugin ({UWSGI_PLUGIN}; "
-                         f"apt-get install uwsgi-plugin-python3)")
+    check_uwsgi()
     for app in ("hello", "greeting"):
         if not os.path.exists(os.path.join(APPS_DIR, app + ".py")):
             raise BenchError(f"missing bench/apps/{app}.py")
-
-
-def _cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "?"
-
-
-def loadavg() -> str:
-    return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 # --------------------------------------------------------------------------- main
@@ -1057,12 +909,12 @@ def run(args, procs: Processes) -> None:
     ns_version = wait_importable()
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     print("# emperor  : nsuwsgi's Emperor vs uWSGI's, one run")
-    print(f"# machine  : Linux {platform.release()}, {os.cpu_count()} CPUs ({_cpu_model()}), "
+    print(f"# machine  : Linux {platform.release()}, {os.cpu_count()} CPUs ({cpu_model()}), "
           f"load average {loadavg()} at start, RLIMIT_NOFILE {soft}/{hard}, "
           f"{psutil.virtual_memory().available / 2**30:.1f} GiB available")
     print(f"# nsuwsgi  : {ns_version}: {VENV_PYTHON} -m nsuwsgi --emperor DIR --emperor-stats "
           f"SOCK (-> {os.path.realpath(VENV_PYTHON)}); stopped with SIGTERM")
-    print(f"# uWSGI    : {UWSGI} {tool_version([UWSGI, '--version'])} --emperor DIR, its "
+    print(f"# uWSGI    : {UWSGI} {tool_version([UWSGI, '--version'], line=-1)} --emperor DIR, its "
           f"defaults (directory scanned every 3 s); stopped with SIGINT")
     print("# vassals  : the same .ini for both: plugin = python3, master = true, processes = 1,"
           " http-socket = 127.0.0.1:PORT, wsgi-file, disable-logging = true")
@@ -1097,7 +949,7 @@ def run(args, procs: Processes) -> None:
                       f"{r.stall_ms:7.1f} ms  (c) {r.delete_ms:8.1f} ms", flush=True)
         lifecycle_notes = []
         for server, emp in emperors.items():
-            took, problems = procs.stop(emp.proc)
+            took, problems = procs.stop(emp.proc, STOP_TIMEOUT_BASE)
             lifecycle_notes += [f"{server}: {p}" for p in problems]
             if server == "nsuwsgi":
                 n, lines = worrying_lines(read_log(emp.log_path, log_marks[server]))
@@ -1144,6 +996,12 @@ def run(args, procs: Processes) -> None:
               f"at the end")
     finally:
         problems = procs.stop_all()
+        left = descendants(os.getpid())     # started by the bench, directly or not
+        if left:
+            problems.append(f"{len(left)} leftover process(es) below the bench: SIGKILL "
+                            f"{[p.pid for p in left][:20]}")
+            kill_pids(left)
+        reap_orphans(procs)
         for p in problems:
             print(f"# cleanup  : {p}")
         shutil.rmtree(workdir, ignore_errors=True)
@@ -1152,28 +1010,9 @@ def run(args, procs: Processes) -> None:
               f"bench; {workdir} {'NOT removed' if os.path.exists(workdir) else 'removed'}")
 
 
-def _on_sigterm(signum, frame):
-    raise SystemExit(128 + signum)
-
-
 def main(argv=None) -> int:
-    args = parse_args(argv)
-    # children inherit an ignored SIGINT through exec (uWSGI's stop signal): un-ignore it
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    signal.signal(signal.SIGTERM, _on_sigterm)
-    procs = Processes()
-    try:
-        run(args, procs)
-    except BenchError as exc:
-        print(f"emperor: cannot run: {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("emperor: interrupted (everything the bench started has been stopped)")
-        return 130
-    finally:
-        procs.stop_all()
-    return 0
+    return bench_main("emperor", run, parse_args(argv), Processes())
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(main())

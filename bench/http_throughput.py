@@ -85,12 +85,11 @@ from dataclasses import dataclass, field
 
 import psutil
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from common import (ROOT, UWSGI, UWSGI_PLUGIN, VENV_PYTHON, BenchError, Processes, bench_main,
+                    check_uwsgi, cpu_model, free_ports, log_tail, tool_version)
+
 APPS_DIR = os.path.join(ROOT, "bench", "apps")
-VENV_PYTHON = os.path.join(ROOT, ".venv", "bin", "python")
 GUNICORN = os.path.join(ROOT, ".venv", "bin", "gunicorn")
-UWSGI = "/usr/bin/uwsgi-core"
-UWSGI_PLUGIN = "/usr/lib/uwsgi/plugins/python3_plugin.so"
 WRK = shutil.which("wrk") or "/usr/bin/wrk"
 DIR_PREFIX = "nsuwsgi-bench-http-"
 
@@ -106,7 +105,6 @@ TARGET_COLD_START = 1.5
 SPIN_TARGET_S = 0.001
 
 READY_TIMEOUT = 30.0        # a server must answer 200 within this after Popen
-STOP_TIMEOUT = 10.0         # then it must exit within this after its stop signal
 COLD_TIMEOUT = 20.0         # one cold start must reach its first 200 within this
 HTTP_TIMEOUT = 10.0         # one plain GET
 IDLE_BEFORE_PSS = 1.0
@@ -116,85 +114,9 @@ MAX_DURATION = 600          # bounds for the flags, whatever they say
 MAX_STARTS = 200
 
 
-class BenchError(Exception):
-    """The bench cannot run; the message says why."""
-
-
-# --------------------------------------------------------------------------- processes
-
-class Processes:
-    """Every process the bench starts, so that each one is stopped whatever happens."""
-
-    def __init__(self) -> None:
-        self.running: list[tuple[subprocess.Popen, int]] = []
-
-    def start(self, argv: list[str], env: dict, log_path: str,
-              stop_signal: int) -> subprocess.Popen:
-        with open(log_path, "ab") as log:
-            proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdin=subprocess.DEVNULL,
-                                    stdout=log, stderr=subprocess.STDOUT,
-                                    start_new_session=True)
-        self.running.append((proc, stop_signal))
-        return proc
-
-    def stop(self, proc: subprocess.Popen) -> float:
-        """Stop signal, wait; SIGKILL whatever is left (by pid). Returns seconds to exit."""
-        entry = next((e for e in self.running if e[0] is proc), None)
-        if entry is None:
-            return 0.0
-        self.running.remove(entry)
-        family = _family(proc.pid)          # a jail's init is in another session: by pid
-        started = time.perf_counter()
-        if proc.poll() is None:
-            try:
-                os.kill(proc.pid, entry[1])
-            except ProcessLookupError:
-                pass
-            try:
-                proc.wait(timeout=STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                print(f"# warning: pid {proc.pid} ignored its stop signal for "
-                      f"{STOP_TIMEOUT:.0f} s; SIGKILL", file=sys.stderr)
-                _kill_pids(family + [psutil.Process(proc.pid)] if proc.poll() is None
-                           else family)
-                proc.wait(timeout=STOP_TIMEOUT)
-        took = time.perf_counter() - started
-        _, alive = psutil.wait_procs(family, timeout=STOP_TIMEOUT)
-        if alive:
-            print(f"# warning: {len(alive)} process(es) of pid {proc.pid} outlived it; "
-                  f"SIGKILL {[p.pid for p in alive]}", file=sys.stderr)
-            _kill_pids(alive)
-        return took
-
-    def stop_all(self) -> None:
-        for proc, _ in list(self.running):
-            try:
-                self.stop(proc)
-            except Exception as exc:        # cleanup goes on for the others
-                print(f"# warning: stopping pid {proc.pid}: {exc}", file=sys.stderr)
-
-
-def _family(pid: int) -> list[psutil.Process]:
-    try:
-        return psutil.Process(pid).children(recursive=True)
-    except psutil.Error:
-        return []
-
-
-def _kill_pids(procs: list[psutil.Process]) -> None:
-    for p in procs:
-        try:
-            p.kill()                # psutil checks the pid was not reused
-        except psutil.Error:
-            pass
-    psutil.wait_procs(procs, timeout=STOP_TIMEOUT)
-
-
-def free_port() -> int:
-    """A port the kernel picked: bind to port 0, read it, close (see the module doc)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def stop(procs: Processes, proc) -> None:
+    for problem in procs.stop(proc)[1]:
+        print(f"# warning: {problem}", file=sys.stderr)
 
 
 def http_get(port: int, path: str = "/", timeout: float = HTTP_TIMEOUT) -> tuple[int, bytes]:
@@ -215,15 +137,6 @@ def _read_response(s: socket.socket) -> tuple[int, bytes]:
     head, _, body = raw.partition(b"\r\n\r\n")
     m = re.match(rb"HTTP/1\.[01] (\d{3})", head)
     return (int(m[1]) if m else 0), body
-
-
-def log_tail(path: str, lines: int = 15) -> str:
-    try:
-        with open(path, "rb") as f:
-            text = f.read().decode(errors="replace")
-    except OSError:
-        return "(no log)"
-    return "\n".join("    | " + line for line in text.splitlines()[-lines:])
 
 
 # --------------------------------------------------------------------------- servers
@@ -378,10 +291,10 @@ class Running:
 
 def launch(procs: Processes, name: str, app: str, processes: int, setup: Setup,
            tag: str) -> Running:
-    port = free_port()
+    port = free_ports(1)[0]
     log_path = os.path.join(setup.workdir, f"{name}-{app}-{processes}-{tag}.log")
-    proc = procs.start(server_argv(name, app, processes, port, setup), setup.env, log_path,
-                       STOP_SIGNAL[name])
+    proc = procs.start(server_argv(name, app, processes, port, setup), log_path,
+                       STOP_SIGNAL[name], env=setup.env)
     wait_ready(proc, port, log_path, f"{name} ({app}, {processes} processes)")
     check_answer(name, app, port, setup)
     master = psutil.Process(proc.pid)
@@ -464,7 +377,7 @@ def run_group(procs: Processes, app: str, processes: int, order: list[str], setu
                 print_cell(r.name, app, processes, conns, cell)
     finally:
         for r in running:
-            procs.stop(r.proc)
+            stop(procs, r.proc)
     for name in order:
         r = launch(procs, name, app, processes, setup, "memory")
         try:
@@ -476,7 +389,7 @@ def run_group(procs: Processes, app: str, processes: int, order: list[str], setu
             inst.worker_mem = [memory_of(w) for w in master.children()]
             inst.master_mem = memory_of(master)
         finally:
-            procs.stop(r.proc)
+            stop(procs, r.proc)
 
 
 def print_cell(name: str, app: str, processes: int, conns: int, cell: Cell) -> None:
@@ -511,10 +424,10 @@ class ColdVariant:
 
 def cold_start_once(procs: Processes, variant: ColdVariant, setup: Setup,
                     log_path: str) -> tuple[float, float]:
-    port = free_port()
+    port = free_ports(1)[0]
     argv = variant.argv_for(port)
     t0 = time.perf_counter()
-    proc = procs.start(argv, setup.env, log_path, variant.stop_signal)
+    proc = procs.start(argv, log_path, variant.stop_signal, env=setup.env)
     connected_at = None
     try:
         deadline = t0 + COLD_TIMEOUT
@@ -542,7 +455,7 @@ def cold_start_once(procs: Processes, variant: ColdVariant, setup: Setup,
                 s.close()
             time.sleep(0.001)
     finally:
-        procs.stop(proc)
+        stop(procs, proc)
 
 
 def interpreter_floor(argv: list[str], runs: int, env: dict) -> float:
@@ -682,24 +595,10 @@ def pyc_staleness() -> tuple[int, int]:
     return stale, total
 
 
-def tool_version(argv: list[str]) -> str:
-    try:
-        out = subprocess.run(argv, capture_output=True, text=True, timeout=10)
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        return f"? ({exc})"
-    text = (out.stdout or out.stderr).strip()
-    return text.splitlines()[0] if text else "?"
-
-
 def preflight() -> list[str]:
-    for program, what in ((WRK, "wrk (apt-get install wrk)"),
-                          (UWSGI, "uwsgi-core (apt-get install uwsgi-core)"),
-                          (VENV_PYTHON, "the venv (./scripts/test.sh sets it up)")):
-        if not os.access(program, os.X_OK):
-            raise BenchError(f"missing {what}: {program}")
-    if not os.path.exists(UWSGI_PLUGIN):
-        raise BenchError(f"missing uWSGI's python3 plugin ({UWSGI_PLUGIN}; "
-                         f"apt-get install uwsgi-plugin-python3)")
+    check_uwsgi()
+    if not os.access(WRK, os.X_OK):
+        raise BenchError(f"missing wrk (apt-get install wrk): {WRK}")
     extra = []
     if os.access(GUNICORN, os.X_OK):
         help_text = subprocess.run([GUNICORN, "--help"], capture_output=True, text=True,
@@ -873,7 +772,7 @@ def run(args, procs: Processes) -> None:
     stale, total = pyc_staleness()
     print("# http_throughput: nsuwsgi's WSGI server vs uWSGI and gunicorn sync, one run")
     print(f"# machine  : Linux {platform.release()}, {os.cpu_count()} CPUs "
-          f"({_cpu_model()}), load average "
+          f"({cpu_model()}), load average "
           f"{' '.join(f'{x:.2f}' for x in os.getloadavg())} at start")
     print(f"# nsuwsgi  : {VENV_PYTHON} -> {real} (CPython {platform.python_version()}, "
           f"the same interpreter runs this bench and gunicorn)")
@@ -927,42 +826,16 @@ def run(args, procs: Processes) -> None:
         print(f"\n# ran in {time.monotonic() - started:.0f} s; load average "
               f"{' '.join(f'{x:.2f}' for x in os.getloadavg())} at the end")
     finally:
-        procs.stop_all()
+        for problem in procs.stop_all():
+            print(f"# warning: {problem}", file=sys.stderr)
         shutil.rmtree(workdir, ignore_errors=True)
         print(f"# cleanup  : every server stopped; {workdir} "
               f"{'NOT removed' if os.path.exists(workdir) else 'removed'}")
 
 
-def _cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "?"
-
-
-def _on_sigterm(signum, frame):
-    raise SystemExit(128 + signum)
-
-
 def main(argv=None) -> int:
-    args = parse_args(argv)
-    # children inherit an ignored SIGINT through exec (uWSGI's stop signal): un-ignore it
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    signal.signal(signal.SIGTERM, _on_sigterm)
-    procs = Processes()
-    try:
-        run(args, procs)
-    except BenchError as exc:
-        print(f"http_throughput: cannot run: {exc}", file=sys.stderr)
-        return 1
-    finally:
-        procs.stop_all()
-    return 0
+    return bench_main("http_throughput", run, parse_args(argv), Processes())
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(main())

@@ -60,14 +60,14 @@ import pstats
 import shutil
 import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
 from typing import Callable
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from common import ROOT, BenchError, tool_version
+
 sys.path.insert(0, ROOT)
 
 BWRAP = "/usr/bin/bwrap"
@@ -88,10 +88,6 @@ HOST_ENV = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C"}
 BWRAP_ARGV = [BWRAP, "--unshare-all", "--ro-bind", "/", "/", "--proc", "/proc",
               "--dev", "/dev", "true"]
 UNSHARE_ARGV = [UNSHARE, "-pmunif", "--fork", "true"]
-
-
-class BenchError(Exception):
-    """The bench cannot run; the message says why."""
 
 
 class NS:
@@ -499,15 +495,6 @@ def timeline(spec) -> None:
 
 
 # --------------------------------------------------------------------------- main
-
-
-def tool_version(argv: list[str]) -> str:
-    try:
-        out = subprocess.run(argv, capture_output=True, text=True, timeout=10)
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        return f"? ({exc})"
-    text = (out.stdout or out.stderr).strip()
-    return text.splitlines()[0] if text else "?"
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

@@ -26,7 +26,7 @@ from collections.abc import Callable
 
 from nsuwsgi import linux
 from nsuwsgi.fsm import Action, Backoff, Event, Machine, State
-from nsuwsgi.spawn import SpawnError, resolve_executable, spawn
+from nsuwsgi.spawn import SpawnError, describe_status, resolve_executable, spawn
 from nsuwsgi.jail.plan import plan
 from nsuwsgi.spec import DUMB, SMART2, DaemonDecl, JailSpec, ProcessSpec
 
@@ -540,17 +540,6 @@ def primary_gid(uid: int) -> int | None:
         return pwd.getpwuid(uid).pw_gid
     except KeyError:
         return None
-
-
-def describe_status(status: int) -> str:
-    if os.WIFSIGNALED(status):
-        sig = os.WTERMSIG(status)
-        try:
-            name = signal.Signals(sig).name
-        except ValueError:
-            name = str(sig)
-        return f"was killed by {name}"
-    return f"exited with code {os.waitstatus_to_exitcode(status)}"
 
 
 def spawn_hint(err: SpawnError) -> str:

@@ -22,6 +22,7 @@ import signal
 import sys
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from nsuwsgi import __version__, linux
 from nsuwsgi.fsm import State
@@ -32,6 +33,10 @@ from nsuwsgi.loop import Loop
 from nsuwsgi.options import Config, decode_config, jail_spec, validate
 from nsuwsgi.server import sockets
 from nsuwsgi.systemd import Notifier, feed_watchdog
+
+if TYPE_CHECKING:                       # imported only by configs that use them
+    from nsuwsgi.daemons import Daemon
+    from nsuwsgi.watch import Watcher
 from nsuwsgi.server.pool import Pool
 from nsuwsgi.server.scoreboard import Scoreboard
 from nsuwsgi.server.worker import run_worker

@@ -845,10 +845,9 @@ def validate(config: Config, inside_jail: bool = False) -> list[UserError]:
 
 # What an Emperor process may do besides governing: identity and bookkeeping only. Apps,
 # daemons and jails belong in vassals, where a failure costs one tenant, not all of them.
-EMPEROR_COMPANIONS = {"emperor", "uid", "gid", "umask", "chdir", "env", "logto", "daemonize",
-                      "pidfile", "master", "vacuum", "reload-mercy", "strict", "show-config",
-                      "plugins", "plugin", "ini", "json", "yaml", "set", "inherit",
-                      "include", "set-placeholder", "set-ph", "declare-option"}
+# (Loader options such as ini, include and set never reach the settings: no need to list them.)
+EMPEROR_COMPANIONS = {"uid", "gid", "umask", "chdir", "env", "logto", "daemonize", "pidfile",
+                      "master", "vacuum", "reload-mercy", "strict", "show-config", "plugins"}
 
 
 def emperor_errors(config: Config) -> list[UserError]:

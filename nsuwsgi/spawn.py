@@ -61,6 +61,18 @@ class Child:
     started: float      # time.monotonic() at spawn
 
 
+def describe_status(status: int) -> str:
+    """A wait status (waitpid, or linux.reap_pidfd) in words, for the log and the stats."""
+    if os.WIFSIGNALED(status):
+        sig = os.WTERMSIG(status)
+        try:
+            name = signal.Signals(sig).name
+        except ValueError:
+            name = str(sig)
+        return f"was killed by {name}"
+    return f"exited with code {os.waitstatus_to_exitcode(status)}"
+
+
 def resolve_executable(name: str, env: dict[str, str] | tuple[str, ...]) -> str:
     """An absolute path for argv[0], resolved in the parent with the child's PATH.
 

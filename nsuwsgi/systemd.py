@@ -114,9 +114,6 @@ class Notifier:
     def watchdog(self) -> bool:
         return self.notify(WATCHDOG=1)
 
-    def mainpid(self, pid: int) -> bool:
-        return self.notify(MAINPID=pid)
-
     def watchdog_interval(self) -> float | None:
         return parse_watchdog(self.watchdog_usec, self.watchdog_pid)
 
@@ -153,10 +150,6 @@ class Notifier:
 
     def __exit__(self, *exc_info) -> None:
         self.close()
-
-    def __repr__(self) -> str:
-        target = self.reason if self.address is None else repr(self.address)
-        return f"<Notifier {target} sent={self.sent} errors={self.errors}>"
 
 
 def feed_watchdog(notifier: Notifier, loop, stopped=lambda: False) -> None:

@@ -426,7 +426,7 @@ def test_magic_uppercase_variables_describe_the_first_file(tmp_path):
     write(tmp_path, "main.ini", "[uwsgi]\ninclude = %dsub/inner.ini\n")
     write(tmp_path, "sub/inner.ini", "[uwsgi]\nhere = %n %c\nfirst = %N %C %S %E %X %O\n")
     values = dict(pairs(load(tmp_path, "main.ini")))
-    assert values["here"] == f"inner sub"
+    assert values["here"] == "inner sub"
     assert values["first"] == f"main {tmp_path.name} main.ini ini  main.ini"
 
 

@@ -388,7 +388,7 @@ def test_smart_daemon_survives_stop_and_reload_and_is_adopted(nsuwsgi, memcached
     assert alive(pid), "a smart daemon outlives its master"
     second, _ = start_smart_memcached(nsuwsgi, memcached_pidfile)
     assert second.wait_running(0) == pid
-    assert f"found valid/active pidfile" in second.log()
+    assert "found valid/active pidfile" in second.log()
     assert "spawning" not in second.log(), "adopted, not duplicated"
     assert second.stop() == 0
 

@@ -192,13 +192,11 @@ def test_two_same_size_changes_with_the_same_mtime_are_both_applied(
     emp = Emperor(nsuwsgi, sockdir, vassals)
     _, master, _ = wait_answer(sock, "zero")
     mtime = int(time.time()) * 1_000_000_000        # one whole second for both edits
-    started = time.monotonic()
     for greeting in ("aaaa", "bbbb"):                # same size: only the content differs
         path.write_text(ini(sock, app, f"env = GREETING={greeting}"))
         os.utime(path, ns=(mtime, mtime))
         wait_answer(sock, greeting, master=master)
     assert os.stat(path).st_mtime_ns == mtime
-    assert time.monotonic() - started < 10
     assert emp.vassal("s.ini")["pid"] == master
     assert emp.stop() == 0
 
@@ -281,12 +279,12 @@ def test_bad_vassals_back_off_into_quarantine_while_a_healthy_one_serves(
              interval=0.02)
     assert answers >= 3, "the healthy vassal was asked while the others failed"
     by_name = {v["id"]: v for v in emp.stats()["vassals"]}
-    assert by_name["bad.ini"]["first_failure"] == "exit code 2"
-    assert by_name["crash.ini"]["first_failure"] == "exit code 3"
+    assert by_name["bad.ini"]["first_failure"] == "exited with code 2"
+    assert by_name["crash.ini"]["first_failure"] == "exited with code 3"
     for name in ("bad.ini", "crash.ini"):
         v = by_name[name]
         assert v["failures"] >= 4 and v["respawns"] >= 3, v
-        assert v["last_exit"] in ("exit code 2", "exit code 3"), v
+        assert v["last_exit"] in ("exited with code 2", "exited with code 3"), v
     good = by_name["good.ini"]
     assert (good["pid"], good["state"], good["respawns"], good["failures"]) == \
            (good_master, "running", 0, 0)
@@ -299,21 +297,19 @@ def test_bad_vassals_back_off_into_quarantine_while_a_healthy_one_serves(
 
 
 def test_fixing_a_backed_off_vassal_retries_it_at_once(nsuwsgi, sockdir, vassals, app):
-    """A 5 s backoff, but the rewrite is served well within it."""
+    """A 60 s backoff, but the rewrite is served long before it ends."""
     sock = sockdir / "fix.sock"
     path = write_atomic(vassals / "fix.ini", ini(sock, app, "env = GREETING=fixed") +
                         "bogus-option = 1\n")
-    emp = Emperor(nsuwsgi, sockdir, vassals, "--emperor-throttle", "5000")
+    emp = Emperor(nsuwsgi, sockdir, vassals, "--emperor-throttle", "60000")
     emp.wait_vassal("fix.ini", lambda v: v["state"] == "backoff" and v["failures"] == 2,
                     what="fix.ini backing off after its second failure")
-    emp.wait_log("will be started again in 5.0s")
-    fixed = time.monotonic()
+    emp.wait_log("will be started again in 60.0s")
     write_atomic(path, ini(sock, app, "env = GREETING=fixed"))
-    wait_answer(sock, "fixed", timeout=15)
-    assert time.monotonic() - fixed < 4.5, "retried at once, not after the 5 s backoff"
+    wait_answer(sock, "fixed", timeout=20)      # well inside the 60 s backoff
     emp.wait_log("vassal fix.ini changed: retrying it now")
     v = emp.wait_ready("fix.ini")
-    assert v["state"] == "running" and v["first_failure"] == "exit code 2"
+    assert v["state"] == "running" and v["first_failure"] == "exited with code 2"
     assert emp.stop() == 0
 
 
@@ -401,7 +397,7 @@ def check_on_demand(emp: Emperor, name: str, sock: Path) -> None:
     assert v["pid"] == first and v["on_demand"] == str(sock)
     emp.wait_vassal(name, lambda v: v["pid"] == 0, what=f"{name} gone idle (die-on-idle)")
     wait_for(lambda: not alive(first), 10, "the idle vassal to end")
-    assert emp.vassal(name)["last_exit"] == "exit code 0"
+    assert emp.vassal(name)["last_exit"] == "exited with code 0"
     assert emp.vassal(name)["failures"] == 0
     emp.wait_log(f"vassal {name} back to on-demand mode")
 
@@ -447,7 +443,7 @@ def test_a_stopped_vassal_misses_its_heartbeat_and_is_respawned(nsuwsgi, sockdir
     try:
         v = emp.wait_vassal("hb.ini", lambda v: v["pid"] not in (0, master) and v["ready"],
                             timeout=15, what="a new vassal after the missed heartbeat")
-        assert v["respawns"] == 1 and v["last_exit"] == "killed by SIGKILL", v
+        assert v["respawns"] == 1 and v["last_exit"] == "was killed by SIGKILL", v
         wait_for(lambda: not alive(master), 5, "the stopped master to be gone")
     finally:
         if alive(master):

@@ -10,33 +10,20 @@ depends on the chunking.
 
 from __future__ import annotations
 
-import json
 import random
-from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from chunking import load_corpus, random_split
 from nsuwsgi.server.events import END, BadRequest, Body, End, Head, Limits
 from nsuwsgi.server.http import HttpParser
 
-CORPUS = Path(__file__).resolve().parent / "corpus" / "http"
-EXPECTED = json.loads((CORPUS / "expected.json").read_text())
-VALID = sorted(EXPECTED["valid"])
-INVALID = sorted(EXPECTED["invalid"])
+CORPUS, EXPECTED, VALID, INVALID = load_corpus("http")
 
 
 # ---- helpers
-
-def random_split(data: bytes, rnd: random.Random, max_piece: int = 17) -> list[bytes]:
-    pieces, i = [], 0
-    while i < len(data):
-        k = rnd.randint(1, max_piece)
-        pieces.append(data[i:i + k])
-        i += k
-    return pieces
-
 
 def split_at(data: bytes, cuts) -> list[bytes]:
     cuts = sorted({c for c in cuts if 0 < c < len(data)})

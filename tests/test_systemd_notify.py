@@ -68,7 +68,7 @@ def test_messages_arrive_in_order_on_one_socket(listener, notifier):
     notifier.ready()
     notifier.status("The Emperor is governing 2 vassals")
     notifier.watchdog()
-    notifier.mainpid(4321)
+    notifier.notify(MAINPID=4321)
     listener.wait_for_field("MAINPID", "4321", timeout=5)
     fd = notifier.fileno()
     notifier.stopping()

@@ -8,31 +8,18 @@ or BadRequest, and never a result that depends on the chunking.
 
 from __future__ import annotations
 
-import json
 import random
 import struct
-from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from chunking import load_corpus, random_split
 from nsuwsgi.server.events import END, BadRequest, Body, End, Head, Limits
 from nsuwsgi.server.uwsgi import UwsgiParser, encode_uwsgi_vars, parse_uwsgi_vars
 
-CORPUS = Path(__file__).resolve().parent / "corpus" / "uwsgi"
-EXPECTED = json.loads((CORPUS / "expected.json").read_text())
-VALID = sorted(EXPECTED["valid"])
-INVALID = sorted(EXPECTED["invalid"])
-
-
-def random_split(data: bytes, rnd: random.Random, max_piece: int = 17) -> list[bytes]:
-    pieces, i = [], 0
-    while i < len(data):
-        k = rnd.randint(1, max_piece)
-        pieces.append(data[i:i + k])
-        i += k
-    return pieces
+CORPUS, EXPECTED, VALID, INVALID = load_corpus("uwsgi")
 
 
 def chunkings(data: bytes):

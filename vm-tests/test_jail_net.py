@@ -7,7 +7,6 @@ test namespace (`ip netns exec`), so its "host bridge" is the test's, never the 
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 
 import pytest

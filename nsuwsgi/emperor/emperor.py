@@ -33,6 +33,7 @@ class Emperor:
         self.log = log
         self.loop = Loop()
         self.vassals: dict[str, Vassal] = {}
+        self.by_pid: dict[int, Vassal] = {}     # running vassals by main pid (notifications)
         self.monitor = monitor.Monitor(config["emperor"])
         self.systemd = Notifier.from_environ(unset=True)
         self.notify_socket = None
@@ -72,7 +73,8 @@ class Emperor:
         self.systemd.ready(status=self.status_text())
         self.schedule_safety_rescan()
         feed_watchdog(self.systemd, self.loop)
-        self.loop.call_later(1.0, self.check_heartbeats)
+        if self.config["emperor-required-heartbeat"]:
+            self.loop.call_later(self.heartbeat_period(), self.check_heartbeats)
         try:
             self.loop.run(until=self.finished)
         finally:
@@ -121,10 +123,9 @@ class Emperor:
 
     def vassal_ended(self, pid: int, status: int) -> None:
         """The fork-server reaped one of its vassals."""
-        for vassal in list(self.vassals.values()):
-            if vassal.child is not None and vassal.child.pid == pid:
-                vassal.ended(status_of(status))
-                return
+        vassal = self.by_pid.get(pid)
+        if vassal is not None:
+            vassal.ended(status)
 
     # ---- the desired set against the running set
 
@@ -174,6 +175,9 @@ class Emperor:
         self.vassals[name] = vassal
         self.log(f"[emperor] new vassal {name} ({file.path})")
         vassal.start()
+        # Hundreds of vassals may start in this one turn of the loop; their READY datagrams
+        # would overflow the socket's queue (net.unix.max_dgram_qlen, often 10) meanwhile.
+        self.read_notifications()
 
     def owner_refused(self, file) -> bool:
         if not self.config["emperor-tyrant"]:
@@ -208,6 +212,8 @@ class Emperor:
         return sum(1 for v in self.vassals.values() if v.running or v.on_demand is not None)
 
     def vassal_changed(self) -> None:
+        """A vassal was spawned, ended or forgotten: refresh the pid index and the count."""
+        self.by_pid = {v.pid: v for v in self.vassals.values() if v.pid}
         count = self.governed()
         if count != self.governing and not self.stopping:
             self.governing = count
@@ -242,7 +248,7 @@ class Emperor:
             except (BlockingIOError, InterruptedError):
                 return
             pid = sender_pid(ancdata)
-            vassal = next((v for v in self.vassals.values() if v.pid and v.pid == pid), None)
+            vassal = self.by_pid.get(pid)
             if vassal is None and pid and self.clone_plan is not None \
                     and self.clone_plan.new_pid_namespace:
                 vassal = self.cloned_vassal(pid)
@@ -260,7 +266,11 @@ class Emperor:
             return None
         if inner != "2":
             return None
-        return next((v for v in self.vassals.values() if v.pid and v.pid == parent), None)
+        return self.by_pid.get(parent)
+
+    def heartbeat_period(self) -> float:
+        """How often overdue heartbeats are looked for: a tenth of the limit, at least 1 s."""
+        return max(1.0, self.config["emperor-required-heartbeat"] / 10)
 
     def check_heartbeats(self) -> None:
         limit = float(self.config["emperor-required-heartbeat"])
@@ -272,7 +282,7 @@ class Emperor:
                 vassal.last_heartbeat = 0.0
                 vassal.signal(signal.SIGKILL)
         if not self.stopping:
-            self.loop.call_later(1.0, self.check_heartbeats)
+            self.loop.call_later(self.heartbeat_period(), self.check_heartbeats)
 
     def schedule_safety_rescan(self) -> None:
         def tick():
@@ -340,10 +350,6 @@ class Emperor:
             "vassals": [v.snapshot() for v in sorted(self.vassals.values(),
                                                        key=lambda v: v.name)],
         }
-
-    def resolve(self, program: str, env: dict[str, str]) -> str:
-        from nsuwsgi.spawn import resolve_executable
-        return resolve_executable(program, env)
 
 
 # --------------------------------------------------------------------------- helpers
@@ -420,13 +426,6 @@ def bind_on_demand(name: str) -> socket.socket:
             raise
     sock.listen(100)
     return sock
-
-
-def status_of(wait_status: int) -> int:
-    """A waitpid() status in the form linux.reap_pidfd() gives: exit code << 8, or signal."""
-    if os.WIFSIGNALED(wait_status):
-        return os.WTERMSIG(wait_status)
-    return os.WEXITSTATUS(wait_status) << 8
 
 
 def sender_pid(ancdata) -> int:

@@ -2,10 +2,11 @@
 
 Starting each vassal as a fresh interpreter costs its imports (tens of ms of CPU) and about
 10 MB of private memory. The fork-server is forked from the Emperor at startup, imports what a
-vassal needs, freezes its heap, and from then on only forks: each child becomes one vassal,
-which reads its own config, drops to its own user and jails itself. The fork-server never reads
-a tenant's config, so no tenant's data can leak into another vassal through it; the pages of
-the imported code stay shared between every vassal (copy-on-write).
+vassal needs, freezes its heap, and from then on only forks, through the one spawn primitive
+(a `run` payload instead of an exec): each child becomes one vassal, which reads its own
+config, drops to its own user and jails itself. The fork-server never reads a tenant's config,
+so no tenant's data can leak into another vassal through it; the pages of the imported code
+stay shared between every vassal (copy-on-write).
 
 The protocol is two kinds of SOCK_SEQPACKET messages on a socketpair. The Emperor sends a
 JSON request (argv, env, cwd, uid, gid), with the on-demand socket as SCM_RIGHTS when there is
@@ -17,16 +18,19 @@ fork-server, and the fork-server from the Emperor, so a SIGKILLed Emperor leaves
 from __future__ import annotations
 
 import array
+import errno
 import gc
 import importlib
 import json
 import os
-import selectors
 import signal
 import socket
 import sys
 
-from nsuwsgi import linux
+from nsuwsgi.cli import main
+from nsuwsgi.loop import Loop
+from nsuwsgi.spawn import SpawnError, spawn
+from nsuwsgi.spec import ProcessSpec
 
 # What a vassal imports to serve an app, run daemons and build a jail.
 VASSAL_MODULES = ("nsuwsgi.cli", "nsuwsgi.config", "nsuwsgi.options", "nsuwsgi.instance",
@@ -52,8 +56,6 @@ class ForkServer:
         self.child = None
 
     def start(self) -> None:
-        from nsuwsgi.spawn import spawn
-        from nsuwsgi.spec import ProcessSpec
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         try:
             spec = ProcessSpec(argv=("nsuwsgi-forkserver",), executable="", env=(),
@@ -130,49 +132,60 @@ def serve(sock: socket.socket) -> int:
         importlib.import_module(name)
     gc.collect()
     gc.freeze()                  # the imported code stays shared with every vassal
-    wake_read, wake_write = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
-    signal.set_wakeup_fd(wake_write)
-    signal.signal(signal.SIGCHLD, lambda *a: None)
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT):
         signal.signal(sig, signal.SIG_IGN)      # the Emperor ends us by closing the socket
-    selector = selectors.DefaultSelector()
-    selector.register(sock, selectors.EVENT_READ)
-    selector.register(wake_read, selectors.EVENT_READ)
-    while True:
-        for key, _ in selector.select():
-            if key.fileobj is sock:
-                if not _one_request(sock, selector, wake_read, wake_write):
-                    return 0
-            else:
-                _drain(wake_read)
-                _report_exits(sock)
+    loop = Loop()
+    loop.on_signal(signal.SIGCHLD, lambda signum: _report_exits(sock))
+    loop.add_reader(sock, lambda: _one_request(sock, loop))
+    loop.run(until=lambda: sock.fileno() < 0)
+    return 0
 
 
-def _one_request(sock, selector, wake_read: int, wake_write: int) -> bool:
+def _one_request(sock: socket.socket, loop: Loop) -> None:
     data, ancdata, _, _ = sock.recvmsg(1 << 20, socket.CMSG_SPACE(4))
-    if not data:
-        return False
+    if not data:                             # the Emperor closed its end: we are done
+        loop.remove_reader(sock)
+        sock.close()
+        return
     fds = []
     for level, kind, payload in ancdata:
         if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
             fds += array.array("i", payload[:len(payload) - len(payload) % 4]).tolist()
-    request = json.loads(data)
     try:
-        pid = os.fork()
-    except OSError as err:
-        sock.send(f"failed {err.errno}".encode())
-        return True
-    if pid == 0:
-        selector.close()
-        sock.close()
-        signal.set_wakeup_fd(-1)
-        os.close(wake_read)
-        os.close(wake_write)
-        _become_vassal(request, fds[0] if fds else None)       # never returns
-    for fd in fds:
-        os.close(fd)
-    sock.send(f"spawned {pid}".encode())
-    return True
+        child = spawn(vassal_spec(json.loads(data), fds[0] if fds else None), loop.clock())
+    except SpawnError as err:
+        sock.send(f"failed {err.errno or errno.EIO}".encode())
+        return
+    finally:
+        for fd in fds:
+            os.close(fd)
+    os.close(child.pidfd)                    # exits are reaped on SIGCHLD
+    sock.send(f"spawned {child.pid}".encode())
+
+
+def vassal_spec(request: dict, stdin_fd: int | None) -> ProcessSpec:
+    """The vassal as the one spawn primitive runs it: this process's code, no exec."""
+    uid, gid = request["uid"], request["gid"]
+    args = vassal_args(request["argv"]) or []
+    return ProcessSpec(argv=tuple(request["argv"]), executable="", env=(),
+                       cwd=request["cwd"], uid=uid, gid=gid,
+                       groups=() if uid is not None or gid is not None else None,
+                       stdin_fd=stdin_fd, new_session=True, pdeathsig=int(signal.SIGKILL),
+                       run=lambda: run_vassal(request["env"], args))
+
+
+def run_vassal(env: dict[str, str], args: list[str]) -> int:
+    """In the forked child, as the vassal's user, in its directory: `nsuwsgi ARGS`."""
+    os.environ.clear()
+    os.environ.update(env)
+    sys.argv = [sys.argv[0] if sys.argv else "nsuwsgi", *args]
+    try:
+        return main(args)
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else 1
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
 
 
 def _report_exits(sock) -> None:
@@ -184,50 +197,3 @@ def _report_exits(sock) -> None:
         if pid == 0:
             return
         sock.send(f"exit {pid} {status}".encode())
-
-
-def _drain(fd: int) -> None:
-    try:
-        while os.read(fd, 512):
-            pass
-    except BlockingIOError:
-        pass
-
-
-def _become_vassal(request: dict, stdin_fd: int | None) -> None:
-    """The forked child turns into `nsuwsgi ARGS` as that vassal's user. Never returns."""
-    code = 1
-    try:
-        for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT, signal.SIGHUP,
-                    signal.SIGQUIT):
-            signal.signal(sig, signal.SIG_DFL)
-        os.setsid()
-        linux.set_pdeathsig(signal.SIGKILL)
-        if os.getppid() == 1:
-            os._exit(1)                         # the fork-server is already gone
-        fd = stdin_fd if stdin_fd is not None else os.open(os.devnull, os.O_RDONLY)
-        os.dup2(fd, 0)
-        os.close(fd)
-        if request["gid"] is not None:
-            os.setgroups([])
-            os.setgid(request["gid"])
-        if request["uid"] is not None:
-            os.setuid(request["uid"])
-        os.chdir(request["cwd"])
-        os.environ.clear()
-        os.environ.update(request["env"])
-        args = vassal_args(request["argv"]) or []
-        sys.argv = [sys.argv[0] if sys.argv else "nsuwsgi", *args]
-        from nsuwsgi.cli import main
-        code = main(args)
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 1
-    except BaseException:
-        import traceback
-        traceback.print_exc()
-    finally:
-        try:
-            sys.stdout.flush()
-            sys.stderr.flush()
-        finally:
-            os._exit(code)

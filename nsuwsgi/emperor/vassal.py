@@ -19,7 +19,7 @@ import socket
 
 from nsuwsgi import linux
 from nsuwsgi.fsm import Action, Backoff, Event, Machine, State
-from nsuwsgi.spawn import SpawnError, spawn
+from nsuwsgi.spawn import SpawnError, describe_status, resolve_executable, spawn
 from nsuwsgi.spec import ProcessSpec
 
 LOADER_FLAGS = {".ini": "--ini", ".json": "--json", ".yaml": "--yaml", ".yml": "--yaml"}
@@ -121,12 +121,13 @@ class Vassal:
     # ---- notifications from the vassal (sd_notify fields)
 
     def notified(self, fields: dict[str, str]) -> None:
-        now = self.host.loop.clock()
-        if fields.get("WATCHDOG") == "1" or fields.get("READY") == "1":
-            self.last_heartbeat = now
-        if fields.get("WATCHDOG") == "1" and not self.reported_ready:
-            fields = {**fields, "READY": "1"}      # its READY was lost to a full queue
-        if fields.get("READY") == "1":
+        ready = fields.get("READY") == "1"
+        heartbeat = fields.get("WATCHDOG") == "1"
+        if ready or heartbeat:
+            self.last_heartbeat = self.host.loop.clock()
+        # Datagrams can be lost (a full queue); a master pings only once it is ready, so its
+        # first ping stands for a READY=1 that never arrived.
+        if ready or (heartbeat and not self.reported_ready):
             if not self.ready:
                 self.log(f"vassal {self.name} is ready (pid: {self.pid})")
             self.ready = True
@@ -199,7 +200,7 @@ class Vassal:
         env["UWSGI_VASSAL_NAME"] = self.name
         argv = vassal_argv(self.host.wrapper, cfg, os.path.abspath(self.file.path))
         return ProcessSpec(
-            argv=tuple(argv), executable=self.host.resolve(argv[0], env),
+            argv=tuple(argv), executable=resolve_executable(argv[0], env),
             env=tuple(f"{k}={v}" for k, v in env.items()),
             cwd=os.path.dirname(os.path.abspath(self.file.path)),
             uid=uid, gid=gid, groups=() if uid is not None else None,
@@ -217,7 +218,7 @@ class Vassal:
         os.close(child.pidfd)
         self.child = None
         self.ready = False
-        self.last_exit = describe(status)
+        self.last_exit = describe_status(status) if status is not None else "ended"
         self.status = f"ended: {self.last_exit}"
         stopping = self.machine.state is State.STOPPING
         if not stopping:
@@ -322,18 +323,3 @@ def vassal_argv(wrapper: list[str], cfg, path: str) -> list[str]:
     for value in cfg["vassals-include"]:
         argv += ["--include", value]
     return argv
-
-
-def describe(status: int | None) -> str:
-    if status is None:
-        return "ended"
-    if status & 0x7F == 0 and status > 255:
-        return f"exit code {status >> 8}"
-    if status == 0:
-        return "exit code 0"
-    if status < 128:
-        try:
-            return f"killed by {signal.Signals(status).name}"
-        except ValueError:
-            return f"killed by signal {status}"
-    return f"status {status}"

@@ -44,8 +44,12 @@ import sys
 import traceback
 from dataclasses import dataclass
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from nsuwsgi.errors import UserError
+
+if TYPE_CHECKING:                       # imported only by configs with static-map
+    from nsuwsgi.server.static import StaticMap
 
 __all__ = ["AppLoadError", "App", "Apps", "load_apps", "load_app"]
 
