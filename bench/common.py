@@ -19,6 +19,7 @@ import psutil
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 VENV_PYTHON = os.path.join(ROOT, ".venv", "bin", "python")
+VENV_NSUWSGI = os.path.join(ROOT, ".venv", "bin", "nsuwsgi")   # the console script
 UWSGI = "/usr/bin/uwsgi-core"
 UWSGI_PLUGIN = "/usr/lib/uwsgi/plugins/python3_plugin.so"
 PR_SET_CHILD_SUBREAPER = 36

@@ -63,6 +63,7 @@ This is a benchmark, not a test: it prints figures and never asserts. Exit 0 whe
 
     .venv/bin/python bench/http_throughput.py [--duration 5] [--warmup 1] [--starts 10]
                                               [--skip-matrix] [--skip-cold]
+                                              [--memory-only]
 """
 
 from __future__ import annotations
@@ -85,7 +86,8 @@ from dataclasses import dataclass, field
 
 import psutil
 
-from common import (ROOT, UWSGI, UWSGI_PLUGIN, VENV_PYTHON, BenchError, Processes, bench_main,
+from common import (ROOT, UWSGI, UWSGI_PLUGIN, VENV_NSUWSGI, VENV_PYTHON, BenchError, Processes,
+                    bench_main,
                     check_uwsgi, cpu_model, free_ports, log_tail, tool_version)
 
 APPS_DIR = os.path.join(ROOT, "bench", "apps")
@@ -361,10 +363,11 @@ def run_group(procs: Processes, app: str, processes: int, order: list[str], setu
     loop), and every cell is measured for each server in turn, so the servers' cells of one
     connection count lie within seconds of each other. Memory: then each server alone."""
     running: list[Running] = []
+    for name in order:
+        results[(name, app, processes)] = Instance()
     try:
-        for name in order:
+        for name in order if not args.memory_only else ():
             running.append(launch(procs, name, app, processes, setup, "throughput"))
-            results[(name, app, processes)] = Instance()
         for r in running:
             if app == "cpu1ms":
                 status, body = http_get(r.port, "/spin-time")
@@ -488,7 +491,9 @@ def run_cold_starts(procs: Processes, setup: Setup, args) -> tuple[list[ColdVari
     hello = os.path.join(APPS_DIR, "hello.py")
 
     def nsuwsgi_argv(port: int) -> list[str]:
-        return [VENV_PYTHON, "-m", "nsuwsgi", "--http-socket", f"127.0.0.1:{port}",
+        # The console script, as users and the systemd units start it (`python -m` would add
+        # runpy and importlib.util, ~5 ms, that no deployment pays).
+        return [VENV_NSUWSGI, "--http-socket", f"127.0.0.1:{port}",
                 "--wsgi-file", hello, "--processes", "1", "--disable-logging"]
 
     variants = [
@@ -524,6 +529,8 @@ def run_cold_starts(procs: Processes, setup: Setup, args) -> tuple[list[ColdVari
                                             setup.env),
         "python -m nsuwsgi --version": interpreter_floor(
             [VENV_PYTHON, "-m", "nsuwsgi", "--version"], args.starts, setup.env),
+        "nsuwsgi --version": interpreter_floor(
+            [VENV_NSUWSGI, "--version"], args.starts, setup.env),
     }
     return variants, {"notes": notes, "floors": floors}
 
@@ -663,19 +670,7 @@ def report(results: dict, servers: list[str], cold: tuple | None, calib: tuple) 
           " the other connections wait unserved,\n   so its latencies are those of the few "
           "connections it serves, and wrk records nothing for the starved ones)")
 
-    print(f"\n## idle memory: each server alone, after {MEMORY_LOAD_S} s of wrk -c16 and "
-          f"{IDLE_BEFORE_PSS:g} s idle; per worker PSS (USS) in MB; master PSS")
-    print("   (PSS splits a shared page among every process mapping it: the venv's "
-          "/usr/bin/python3.11 text is shared with this bench, uWSGI's libpython with no one)")
-    for app in APPS:
-        for processes in PROCESSES:
-            line = f"  {app:<7} p={processes}"
-            for name in servers:
-                inst = results[(name, app, processes)]
-                workers = " ".join(f"{pss:.1f} ({uss:.1f})" for pss, uss, _ in
-                                   inst.worker_mem) or "-"
-                line += f" | {name} {workers}; master {inst.master_mem[0]:.1f}"
-            print(line)
+    report_memory(results, servers)
 
     print(f"\n## the 1 ms loop inside each server (min of 20 spins, thread CPU, when the "
           f"cpu1ms servers started): calibrated {calib[1]:.3f} ms in the bench at the start")
@@ -704,6 +699,36 @@ def report(results: dict, servers: list[str], cold: tuple | None, calib: tuple) 
     print(f"  cpu1ms, every cell: nsuwsgi/uWSGI lowest {worst:.2f} (p={wp} c={wk}; all: "
           f"{', '.join(f'{r:.2f}' for r, _, _ in cpu_cells)}) (>= "
           f"{TARGET_THROUGHPUT_UWSGI:.1f}): {verdict(worst >= TARGET_THROUGHPUT_UWSGI)}")
+    report_pss_target(results)
+    if cold is not None:
+        variants, _ = cold
+        by = {v.name: statistics.median(v.first_200_s) for v in variants}
+        for name in ("nsuwsgi", "nsuwsgi-ns"):
+            if name in by:
+                r = ratio(by[name], by["uWSGI"])
+                print(f"  cold start to first 200, {name}/uWSGI {r:.2f} ({by[name] * 1e3:.1f} "
+                      f"vs {by['uWSGI'] * 1e3:.1f} ms; <= {TARGET_COLD_START}): "
+                      f"{verdict(r <= TARGET_COLD_START)}")
+
+
+def report_memory(results: dict, servers: list[str]) -> None:
+    print(f"\n## idle memory: each server alone, after {MEMORY_LOAD_S} s of wrk -c16 and "
+          f"{IDLE_BEFORE_PSS:g} s idle; per worker PSS (USS) in MB; master PSS")
+    print("   (PSS splits a shared page among every process mapping it: the venv's "
+          "/usr/bin/python3.11 text is shared with this bench, uWSGI's libpython with no one)")
+    for app in APPS:
+        for processes in PROCESSES:
+            line = f"  {app:<7} p={processes}"
+            for name in servers:
+                inst = results[(name, app, processes)]
+                workers = " ".join(f"{pss:.1f} ({uss:.1f})" for pss, uss, _ in
+                                   inst.worker_mem) or "-"
+                line += f" | {name} {workers}; master {inst.master_mem[0]:.1f}"
+            print(line)
+
+
+def report_pss_target(results: dict) -> None:
+    c = results
     pss_ok = True
     pss_parts = []
     for app in APPS:
@@ -716,15 +741,6 @@ def report(results: dict, servers: list[str], cold: tuple | None, calib: tuple) 
             pss_parts.append(f"{app}/p{processes} {n_mean:.1f} vs {u_mean:.1f}")
     print(f"  idle worker PSS, nsuwsgi <= uWSGI (mean MB per worker): "
           f"{'; '.join(pss_parts)}: {verdict(pss_ok)}")
-    if cold is not None:
-        variants, _ = cold
-        by = {v.name: statistics.median(v.first_200_s) for v in variants}
-        for name in ("nsuwsgi", "nsuwsgi-ns"):
-            if name in by:
-                r = ratio(by[name], by["uWSGI"])
-                print(f"  cold start to first 200, {name}/uWSGI {r:.2f} ({by[name] * 1e3:.1f} "
-                      f"vs {by['uWSGI'] * 1e3:.1f} ms; <= {TARGET_COLD_START}): "
-                      f"{verdict(r <= TARGET_COLD_START)}")
 
 
 def report_cold(cold: tuple) -> None:
@@ -755,6 +771,8 @@ def parse_args(argv):
                         help="recorded cold starts per variant (default 10)")
     parser.add_argument("--skip-cold", action="store_true", help="no cold-start part")
     parser.add_argument("--skip-matrix", action="store_true", help="no throughput part")
+    parser.add_argument("--memory-only", action="store_true",
+                        help="of the matrix, only the idle memory part (no wrk cells)")
     args = parser.parse_args(argv)
     if not 1 <= args.duration <= MAX_DURATION or not 1 <= args.warmup <= MAX_DURATION:
         parser.error(f"--duration and --warmup: 1..{MAX_DURATION} s (wrk counts whole seconds)")
@@ -814,9 +832,13 @@ def run(args, procs: Processes) -> None:
             cold = run_cold_starts(procs, setup, args)
             print(f"\n# rootfs   : {cold[1]['notes']['rootfs']}")
             report_cold(cold)
-        if results is not None:
+        if results is not None and args.memory_only:
+            report_memory(results, servers)
+            print("\n## targets")
+            report_pss_target(results)
+        elif results is not None:
             report(results, servers, cold, (spin_n, spin_ms))
-        elif cold is not None:
+        if (results is None or args.memory_only) and cold is not None:
             variants = cold[0]
             base = statistics.median(variants[0].first_200_s)
             for v in variants[1:]:

@@ -11,22 +11,25 @@ import os
 import sys
 
 from nsuwsgi import __version__
-from nsuwsgi.config import load_config
 from nsuwsgi.errors import EXIT_CONFIG, EXIT_OK, ConfigErrors, UserError
-from nsuwsgi.options import BY_NAME, Config, help_text
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in ("--version", "-V"):
+        print(f"nsuwsgi {__version__}")     # before the option table is even imported
+        return EXIT_OK
+    from nsuwsgi.config import load_config
+    from nsuwsgi.options import Config, help_text
     if not argv or argv[0] in ("-h", "--help", "help"):
         print(help_text())
         return EXIT_OK if argv else EXIT_CONFIG
     if argv[0] == "rootfs":
         from nsuwsgi import rootfs
         return rootfs.main(argv[1:])
-    if argv[0] in ("--version", "-V"):
-        print(f"nsuwsgi {__version__}")
-        return EXIT_OK
+    if argv[0] == "systemd":
+        from nsuwsgi import units
+        return units.main(argv[1:])
     cwd = os.getcwd()
     environ = dict(os.environ)
 
@@ -50,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     return run_instance(config, reload_config)
 
 
-def warn_ignored(config: Config) -> None:
+def warn_ignored(config) -> None:
     if not config.ignored:
         return
     names = ", ".join(f"{name} ({origin})" for name, origin in config.ignored)
@@ -58,8 +61,9 @@ def warn_ignored(config: Config) -> None:
           file=sys.stderr)
 
 
-def show_config(config: Config) -> str:
+def show_config(config) -> str:
     """The effective configuration, as an ini file that would produce it."""
+    from nsuwsgi.options import BY_NAME
     lines = [";; nsuwsgi effective configuration", "[uwsgi]"]
     settings = sorted((s.seq, name, s) for name, items in config.settings.items() for s in items)
     for _, name, setting in settings:

@@ -9,7 +9,7 @@ table is the single source for the troubleshooting docs.
 from __future__ import annotations
 
 import errno
-from dataclasses import dataclass
+from nsuwsgi.records import Frozen, set_field
 
 EXIT_OK = 0
 EXIT_RUNTIME = 1
@@ -26,13 +26,16 @@ EXIT_CODES = {
 }
 
 
-@dataclass(frozen=True)
-class Origin:
+class Origin(Frozen):
     """Where a config value came from: a file and line, or the command line/environment."""
 
-    file: str | None = None
-    line: int | None = None
-    source: str = "command line"
+    __slots__ = ("file", "line", "source")
+
+    def __init__(self, file: str | None = None, line: int | None = None,
+                 source: str = "command line"):
+        set_field(self, "file", file)
+        set_field(self, "line", line)
+        set_field(self, "source", source)
 
     def __str__(self) -> str:
         if self.file is None:

@@ -14,7 +14,8 @@ seconds is restarted at once, and only consecutive quick failures back off.
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
+
+from nsuwsgi.records import Frozen, Record, set_field
 
 
 class State(enum.Enum):
@@ -113,14 +114,17 @@ TABLE: dict[tuple[State, Event], tuple[object, tuple[Action, ...]]] = {
 assert len(TABLE) == len(State) * len(Event), "the transition table must be total"
 
 
-@dataclass(frozen=True)
-class Backoff:
+class Backoff(Frozen):
     """Restart delays: 0 after a stable run, then base * 2**n, capped; BROKEN after a streak."""
 
-    base: float = 0.1
-    cap: float = 30.0
-    stable_after: float = 1.0
-    broken_after: int = 5
+    __slots__ = ("base", "cap", "stable_after", "broken_after")
+
+    def __init__(self, base: float = 0.1, cap: float = 30.0, stable_after: float = 1.0,
+                 broken_after: int = 5):
+        set_field(self, "base", base)
+        set_field(self, "cap", cap)
+        set_field(self, "stable_after", stable_after)
+        set_field(self, "broken_after", broken_after)
 
     def delay(self, failures: int) -> float:
         if failures <= 1:
@@ -128,17 +132,25 @@ class Backoff:
         return min(self.cap, self.base * (2 ** (failures - 2)))
 
 
-@dataclass
-class Machine:
-    policy: Backoff = field(default_factory=Backoff)
-    state: State = State.STOPPED
-    failures: int = 0             # consecutive quick failures
-    restarts: int = 0             # spawns after the first one, for stats
-    spawns: int = 0
-    delay: float = 0.0            # the delay of the armed backoff timer
-    started_at: float | None = None
-    restart_pending: bool = False
-    stopping_for_good: bool = False
+class Machine(Record):
+    """One supervised process's state, driven by handle(event) through TABLE."""
+
+    __slots__ = ("policy", "state", "failures", "restarts", "spawns", "delay", "started_at",
+                 "restart_pending", "stopping_for_good")
+
+    def __init__(self, policy: Backoff | None = None, state: State = State.STOPPED,
+                 failures: int = 0, restarts: int = 0, spawns: int = 0, delay: float = 0.0,
+                 started_at: float | None = None, restart_pending: bool = False,
+                 stopping_for_good: bool = False):
+        self.policy = Backoff() if policy is None else policy
+        self.state = state
+        self.failures = failures        # consecutive quick failures
+        self.restarts = restarts        # spawns after the first one, for stats
+        self.spawns = spawns
+        self.delay = delay              # the delay of the armed backoff timer
+        self.started_at = started_at
+        self.restart_pending = restart_pending
+        self.stopping_for_good = stopping_for_good
 
     def handle(self, event: Event, now: float) -> list[Action]:
         target, actions = TABLE[(self.state, event)]

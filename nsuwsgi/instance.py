@@ -21,7 +21,6 @@ import os
 import signal
 import socket
 import time
-from dataclasses import replace
 from collections.abc import Callable
 
 from nsuwsgi import linux
@@ -148,7 +147,7 @@ class Keeper:
         return ProcessSpec(argv=("nsuwsgi-master",), executable="", env=(),
                            stdin_devnull=True, pass_fds=tuple(keep), new_session=True,
                            pdeathsig=int(signal.SIGKILL),
-                           jail=replace(jail_plan(self.jail), relay_to_group=False), run=inside,
+                           jail=jail_plan(self.jail).replace(relay_to_group=False), run=inside,
                            host_setup=self._host_side)
 
     def _wait(self) -> int:

@@ -22,7 +22,6 @@ import signal
 import sys
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 from nsuwsgi import __version__, linux
 from nsuwsgi.fsm import State
@@ -34,16 +33,17 @@ from nsuwsgi.options import Config, decode_config, jail_spec, validate
 from nsuwsgi.server import sockets
 from nsuwsgi.systemd import Notifier, feed_watchdog
 
+TYPE_CHECKING = False    # type checkers take it as True; `typing` costs ~2 ms at start
 if TYPE_CHECKING:                       # imported only by configs that use them
     from nsuwsgi.daemons import Daemon
     from nsuwsgi.watch import Watcher
-from nsuwsgi.server.pool import Pool
+from nsuwsgi.server.pool import Pool, memory
 from nsuwsgi.server.scoreboard import Scoreboard
 from nsuwsgi.server.worker import run_worker
 
 # Options that shape the process itself; a reload cannot change them.
 RESTART_ONLY = ("pidfile", "stats", "uid", "gid", "logto", "daemonize", "chdir", "umask",
-                "socket", "http-socket", "processes", "protocol", "listen")
+                "socket", "http-socket", "shared-socket", "processes", "protocol", "listen")
 
 
 class Log:
@@ -73,6 +73,8 @@ class Master:
         self.stats_socket = None
         self.control = None                  # the keeper's socket, when we run in a jail
         self.listeners: list[tuple] = []     # (socket, protocol), bound before any jail
+        self.kept_shared: list = []          # shared sockets no option serves: kept open
+        self.shared_fds: set[int] = set()    # listeners that are shared sockets (stats)
         self.pool = None                     # the prefork workers, when there is an app
         self.cheap = False                   # no worker until the next connection
         self.last_activity = time.monotonic()
@@ -172,8 +174,8 @@ class Master:
                 from nsuwsgi.stats import bind_stats
                 self.stats_socket = bind_stats(cfg["stats"])
         if serves_an_app(cfg):
-            self.listeners = bind_listeners(cfg, self.log)
-        elif cfg["socket"] or cfg["http-socket"]:
+            self.listeners, self.kept_shared, self.shared_fds = bind_listeners(cfg, self.log)
+        elif cfg["socket"] or cfg["http-socket"] or cfg["shared-socket"]:
             self.log("[nsuwsgi] sockets are configured but no app is (wsgi-file, module or "
                      "mount): they are not opened")
 
@@ -201,6 +203,9 @@ class Master:
             return EXIT_CONFIG
         self.control = control
         self.reload_config = _reload_from_keeper
+        for sock in self.kept_shared:       # not passed into the jail: the keeper keeps them
+            sock.detach()
+        self.kept_shared = []
         try:
             self.setup_environment()
             self.run_hooks("master-start")
@@ -324,7 +329,7 @@ class Master:
         busy = False
         requests = 0
         for worker in self.pool.workers:
-            served, busy_since, _ = self.scoreboard.read(worker.slot)
+            served, busy_since = self.scoreboard.read(worker.slot)[:2]
             requests += served
             busy = busy or bool(busy_since)
             self._harakiri(worker, busy_since, now)
@@ -341,12 +346,13 @@ class Master:
         if limit and busy_since and now - busy_since > limit and worker.pid > 0:
             self.log(f"*** HARAKIRI ON WORKER {worker.index} (pid: {worker.pid}, "
                      f"running for {now - busy_since:.1f}s, limit {limit}s) ***")
+            worker.harakiri_count += 1
             worker.signal(signal.SIGKILL)
 
     def _check_rss(self, worker) -> None:
         limit = self.config["reload-on-rss"]
         if limit and worker.pid > 0 and worker.state is State.RUNNING:
-            rss = worker.stats()["rss"]
+            rss = memory(worker.pid)[1]
             if rss > limit * 1024 * 1024:
                 self.log(f"worker {worker.index} (pid: {worker.pid}) uses {rss >> 20} MB, "
                          f"over reload-on-rss {limit} MB: recycling it")
@@ -479,6 +485,8 @@ class Master:
             self.stats_socket.close()
         for sock, _ in self.listeners:
             sock.close()
+        for sock in self.kept_shared:
+            sock.close()
         if self.pool is not None:
             self.scoreboard.close()
         if self.control is None:                # in a jail the keeper does it, on the host
@@ -496,6 +504,17 @@ class Master:
             self.log(f"[nsuwsgi] daemon \"{d.name}\" state {d.state.value} pid {d.pid} "
                      f"restarts {d.machine.restarts} last exit {d.last_exit}")
 
+    def socket_stats(self) -> dict:
+        """uWSGI's `listen_queue` (connections waiting in the backlogs) and `sockets`."""
+        found = []
+        for sock, protocol in self.listeners:
+            queue, max_queue = sockets.listen_queue(sock)
+            found.append({"name": sockets.name_of(sock), "proto": protocol, "queue": queue,
+                          "max_queue": max_queue,
+                          "shared": int(sock.fileno() in self.shared_fds)})
+        return {"listen_queue": sum(s["queue"] for s in found), "listen_queue_errors": 0,
+                "sockets": found}
+
     def snapshot(self) -> dict:
         self._forget_retired()
         return {
@@ -506,6 +525,7 @@ class Master:
             "cwd": os.getcwd(),
             "state": "stopping" if self.stopping else "running",
             "started": int(self.started),
+            **self.socket_stats(),
             "workers": self.pool.stats() if self.pool is not None else [],
             "daemons": [d.stats() for d in self.daemons],
         }
@@ -515,23 +535,63 @@ def serves_an_app(config: Config) -> bool:
     return bool(config["wsgi-file"] or config["module"] or config["mount"] or config["cgi"])
 
 
-def bind_listeners(config: Config, log) -> list[tuple]:
-    """Every configured socket, bound now (as root, outside any jail), plus systemd's."""
-    found = sockets.systemd_sockets(os.environ, config["protocol"])
-    for sock, protocol in found:
-        log(f"uwsgi socket {sockets.name_of(sock)} inherited from systemd ({protocol})")
-    inherited = sockets.stdin_listener()
+def bind_listeners(config: Config, log) -> tuple[list[tuple], list, set[int]]:
+    """Every configured socket, bound now (as root, outside any jail), plus passed-in ones.
+
+    Returns the listeners as (socket, protocol), the shared sockets that no option serves
+    (kept open, not served) and the fds of the listeners that are shared sockets.
+
+    `shared-socket` entries are bound first; `socket`/`http-socket = =N` serve the N-th with
+    their own protocol (options.validate checked that it exists). A configured address that
+    systemd (LISTEN_FDS) or the Emperor (fd 0) already passed in is adopted, never bound
+    again: the service may not even be allowed to bind it (a per-app service runs as its own
+    user, its socket unit as root). uWSGI adopts them the same way.
+    """
+    passed = [(sock, protocol, "systemd")
+              for sock, protocol in sockets.systemd_sockets(os.environ, config["protocol"])]
+    on_stdin = sockets.stdin_listener()
+    if on_stdin is not None:
+        passed.append((on_stdin, None, "fd 0"))
+    found = []
     backlog = config["listen"]
+    shared = []
+    for number, setting in enumerate(config.items("shared-socket")):
+        match = next((p for p in passed if sockets.same_address(p[0], setting.value)), None)
+        if match is not None:
+            passed.remove(match)
+            log(f"shared socket {number} inherited from {match[2]}: {setting.value}")
+            shared.append(match[0])
+            continue
+        try:
+            sock = sockets.bind(sockets.SocketSpec(setting.value), backlog,
+                                config["chmod-socket"], config["chown-socket"])
+        except OSError as err:
+            for sock in shared:
+                sock.close()
+            raise SetupError(f"{setting.origin}: shared-socket = {setting.value}: "
+                             f"{err.strerror or err}") from None
+        log(f"shared socket {number} bound to {sockets.name_of(sock)}")
+        shared.append(sock)
+    served: set[int] = set()
     for option in ("socket", "http-socket"):
         for setting in config.items(option):
             spec = setting.value
             if option == "socket" and config["protocol"]:
                 spec = sockets.SocketSpec(spec.address, config["protocol"])
-            if inherited is not None and sockets.same_address(inherited, spec.address):
-                log(f"uwsgi socket {len(found)} inherited on fd 0: {spec.address} "
+            number = sockets.shared_index(spec.address)
+            if number is not None:
+                sock = shared[number]
+                served.add(number)
+                log(f"uwsgi socket {len(found)} bound to {sockets.name_of(sock)} "
+                    f"(shared socket {number}, {spec.protocol})")
+                found.append((sock, spec.protocol))
+                continue
+            match = next((p for p in passed if sockets.same_address(p[0], spec.address)), None)
+            if match is not None:
+                passed.remove(match)
+                log(f"uwsgi socket {len(found)} inherited from {match[2]}: {spec.address} "
                     f"({spec.protocol})")
-                found.append((inherited, spec.protocol))
-                inherited = None
+                found.append((match[0], spec.protocol))
                 continue
             try:
                 sock = sockets.bind(spec, backlog, config["chmod-socket"],
@@ -541,12 +601,17 @@ def bind_listeners(config: Config, log) -> list[tuple]:
                                  f"{err.strerror or err}") from None
             log(f"uwsgi socket {len(found)} bound to {sockets.name_of(sock)} ({spec.protocol})")
             found.append((sock, spec.protocol))
-    if inherited is not None:
-        protocol = config["protocol"] or sockets.UWSGI
-        log(f"uwsgi socket {len(found)} inherited on fd 0: {sockets.name_of(inherited)} "
+    for sock, protocol, source in passed:
+        protocol = protocol or config["protocol"] or sockets.UWSGI
+        log(f"uwsgi socket {len(found)} inherited from {source}: {sockets.name_of(sock)} "
             f"({protocol})")
-        found.append((inherited, protocol))
-    return found
+        found.append((sock, protocol))
+    kept = [sock for number, sock in enumerate(shared) if number not in served]
+    for number, sock in enumerate(shared):
+        if number not in served:
+            log(f"shared socket {number} ({sockets.name_of(sock)}) is served by no socket "
+                f"option: kept open, not served")
+    return found, kept, {sock.fileno() for number, sock in enumerate(shared) if number in served}
 
 
 def read_new_config(read: Callable[[], Config], log) -> Config | None:
@@ -583,8 +648,14 @@ def modules_needed(config: Config) -> list[str]:
         needed.append("nsuwsgi.watch")
     if config.hooks:
         needed.append("nsuwsgi.jail.hooks")
-    if jail_spec(config) is not None:
-        needed += ["nsuwsgi.jail.plan", "nsuwsgi.jail.apply", "nsuwsgi.jail.init"]
+    jailed = jail_spec(config) is not None
+    if jailed:
+        needed += ["nsuwsgi.jail.plan", "nsuwsgi.jail.apply", "nsuwsgi.jail.init",
+                   "nsuwsgi.linux.syscalls",
+                   "json"]          # options.decode_config: a reload inside the jail
+    if jailed or config["uid"] is not None or config["gid"] is not None:
+        # Error paths a plain instance imports when they happen (wsgi._format_exc, apps).
+        needed.append("traceback")
     if config["stats"]:
         needed.append("nsuwsgi.stats")
     if config["cgi"]:

@@ -17,14 +17,13 @@ Anything else is unknown, and an error with a did-you-mean.
 from __future__ import annotations
 
 import grp
-import json
 import os
 import pwd
 import signal
-from dataclasses import dataclass, field, replace
 from collections.abc import Callable
 
 from nsuwsgi import linux, spec
+from nsuwsgi.records import Frozen, set_field
 from nsuwsgi.server import sockets
 from nsuwsgi.errors import (ConfigErrors, Origin, UserError, ValueProblem,
                             did_you_mean)
@@ -378,17 +377,24 @@ def parse_daemon2_value(key: str, value: str) -> object:
 
 # --------------------------------------------------------------------------- the table
 
-@dataclass(frozen=True)
-class Option:
-    name: str
-    parse: Callable[[str], object]
-    help: str
-    default: object = None
-    repeatable: bool = False
-    aliases: tuple[str, ...] = ()
-    group: str = "instance"
-    status: str = SUPPORTED
-    metavar: str = "VALUE"
+class Option(Frozen):
+    """One option's record (a records.Frozen class: the table is built at every start)."""
+
+    __slots__ = ("name", "parse", "help", "default", "repeatable", "aliases", "group",
+                 "status", "metavar")
+
+    def __init__(self, name: str, parse: Callable[[str], object], help: str,
+                 default: object = None, repeatable: bool = False, aliases: tuple[str, ...] = (),
+                 group: str = "instance", status: str = SUPPORTED, metavar: str = "VALUE"):
+        set_field(self, "name", name)
+        set_field(self, "parse", parse)
+        set_field(self, "help", help)
+        set_field(self, "default", default)
+        set_field(self, "repeatable", repeatable)
+        set_field(self, "aliases", aliases)
+        set_field(self, "group", group)
+        set_field(self, "status", status)
+        set_field(self, "metavar", metavar)
 
     @property
     def is_flag(self) -> bool:
@@ -470,6 +476,11 @@ TABLE: tuple[Option, ...] = (
                   "(or `protocol`): HOST:PORT, :PORT, /unix/path or @abstract.", "ADDRESS",
                   default=(), repeatable=True, aliases=("uwsgi-socket",)),
     server_option("http-socket", sockets.parse_http_socket, "Listen here, speaking HTTP/1.1.",
+                  "ADDRESS", default=(), repeatable=True),
+    server_option("shared-socket", sockets.parse_shared_socket, "Bind this address first, "
+                  "as root and outside any jail; `socket`/`http-socket = =N` then serve on "
+                  "the N-th shared socket (from 0), e.g. a port below 1024 served by workers "
+                  "that run as nobody. One that no option refers to is only kept open.",
                   "ADDRESS", default=(), repeatable=True),
     server_option("protocol", sockets.parse_protocol, "The protocol of `socket` entries and "
                   "of sockets passed by systemd: uwsgi (default) or http.", "NAME",
@@ -709,22 +720,30 @@ def suggest(name: str) -> str | None:
 
 # --------------------------------------------------------------------------- the Config
 
-@dataclass(frozen=True)
-class Setting:
-    value: object
-    origin: Origin
-    seq: int = 0        # position among all entries, so config order survives grouping
-    raw: str = ""       # the text as written, for --show-config
+class Setting(Frozen):
+    """One typed value of an option, and where it came from."""
+
+    __slots__ = ("value", "origin", "seq", "raw")
+
+    def __init__(self, value: object, origin: Origin, seq: int = 0, raw: str = ""):
+        set_field(self, "value", value)
+        set_field(self, "origin", origin)
+        set_field(self, "seq", seq)     # position among all entries: config order survives
+        set_field(self, "raw", raw)     # the text as written, for --show-config
 
 
-@dataclass(frozen=True)
-class Config:
+class Config(Frozen):
     """Typed, validated, immutable. Keys are canonical option names."""
 
-    settings: dict[str, tuple[Setting, ...]]
-    placeholders: dict[str, str] = field(default_factory=dict)
-    ignored: tuple[tuple[str, Origin], ...] = ()
-    files: tuple[str, ...] = ()
+    __slots__ = ("settings", "placeholders", "ignored", "files")
+
+    def __init__(self, settings: dict[str, tuple[Setting, ...]],
+                 placeholders: dict[str, str] | None = None,
+                 ignored: tuple[tuple[str, Origin], ...] = (), files: tuple[str, ...] = ()):
+        set_field(self, "settings", settings)
+        set_field(self, "placeholders", {} if placeholders is None else placeholders)
+        set_field(self, "ignored", ignored)
+        set_field(self, "files", files)
 
     def __getitem__(self, name: str) -> object:
         opt = BY_NAME[name]
@@ -761,13 +780,15 @@ class Config:
         return tuple(s.value for s in found)
 
 
-@dataclass(frozen=True)
-class Entry:
+class Entry(Frozen):
     """One raw `key = value` from argv, the environment or a file, before typing."""
 
-    key: str
-    value: str
-    origin: Origin
+    __slots__ = ("key", "value", "origin")
+
+    def __init__(self, key: str, value: str, origin: Origin):
+        set_field(self, "key", key)
+        set_field(self, "value", value)
+        set_field(self, "origin", origin)
 
 
 def build_config(entries: list[Entry], placeholders: dict[str, str] | None = None,
@@ -821,7 +842,7 @@ def build_config(entries: list[Entry], placeholders: dict[str, str] | None = Non
 
 
 def _with_origin(value, origin: Origin):
-    return replace(value, origin=origin)
+    return value.replace(origin=origin)     # a DaemonDecl or a jail.hooks.Hook
 
 
 def validate(config: Config, inside_jail: bool = False) -> list[UserError]:
@@ -840,6 +861,33 @@ def validate(config: Config, inside_jail: bool = False) -> list[UserError]:
     errors += daemon_errors(config)
     errors += id_errors(config)
     errors += emperor_errors(config)
+    errors += shared_socket_errors(config)
+    return errors
+
+
+def shared_socket_errors(config: Config) -> list[UserError]:
+    """Each `=N` names an existing shared-socket, and no two socket options share one."""
+    errors = []
+    count = len(config.items("shared-socket"))
+    users: dict[int, str] = {}
+    for option in ("socket", "http-socket"):
+        for s in config.items(option):
+            index = sockets.shared_index(s.value.address)
+            if index is None:
+                continue
+            if index >= count:
+                have = (f"only {count} shared-socket option(s) are set (=0 to ={count - 1})"
+                        if count else "no shared-socket is set")
+                errors.append(UserError(f"={index} refers to shared socket {index}, but {have}",
+                                        origin=s.origin, option=option,
+                                        hint=f"add shared-socket = ADDRESS lines until there "
+                                             f"are {index + 1} (=N counts them from 0)"))
+            elif index in users:
+                errors.append(UserError(f"shared socket {index} is already served by "
+                                        f"{users[index]}", origin=s.origin, option=option,
+                                        hint="add another shared-socket for this one"))
+            else:
+                users[index] = f"{option} at {s.origin}"
     return errors
 
 
@@ -1104,7 +1152,7 @@ def _keep_target(keep: spec.KeepMount, rootfs: str | None) -> spec.KeepMount:
     target = keep.source
     if rootfs and (target + "/").startswith(rootfs.rstrip("/") + "/"):
         target = "/" + target[len(rootfs.rstrip("/")):].lstrip("/")
-    return replace(keep, target=target)
+    return keep.replace(target=target)
 
 
 def _primary_gid(uid: int) -> int | None:
@@ -1134,15 +1182,34 @@ def _first_origin(config: Config) -> Origin:
 
 
 def encode_config(config: Config) -> bytes:
-    """The entries that built `config`, as JSON, to be re-typed and re-checked elsewhere."""
+    """The entries that built `config`, as JSON, to be re-typed and re-checked elsewhere.
+
+    Only jailed instances use this pair (keeper -> jailed master); json is imported here, and
+    by master.import_what_config_needs before a jail is entered.
+    """
+    import json
     settings = sorted((s.seq, name, s) for name, items in config.settings.items() for s in items)
-    entries = [[name, s.raw, s.origin.file, s.origin.line, s.origin.source]
+    entries = [[name, raw_for_jail(name, s), s.origin.file, s.origin.line, s.origin.source]
                for _, name, s in settings]
     return json.dumps({"entries": entries, "placeholders": config.placeholders,
                        "files": list(config.files)}).encode()
 
 
+# Options whose value may name a user or group. The jail has its own /etc/passwd (often
+# without www-data), so the keeper sends the numbers it resolved on the host, where the names
+# were checked when the file was read.
+HOST_RESOLVED = {"uid": str, "gid": str, "chown-socket": lambda ids: f"{ids[0]}:{ids[1]}"}
+
+
+def raw_for_jail(name: str, setting: Setting) -> str:
+    to_text = HOST_RESOLVED.get(name)
+    if to_text is None or setting.value is None:
+        return setting.raw
+    return to_text(setting.value)
+
+
 def decode_config(data: bytes) -> Config:
+    import json             # imported before the jail: master.import_what_config_needs
     message = json.loads(data)
     entries = [Entry(name, raw, Origin(file, line, source))
                for name, raw, file, line, source in message["entries"]]

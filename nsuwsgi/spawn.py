@@ -24,14 +24,13 @@ import os
 import signal
 import socket
 import sys
-import traceback
-from dataclasses import dataclass
 
 import _signal
 
 from nsuwsgi import linux
 from nsuwsgi import jail        # the package; spawn() loads its modules when a spec has a jail
 from nsuwsgi.errors import JailError
+from nsuwsgi.records import Record
 from nsuwsgi.spec import ProcessSpec
 
 ALL_SIGNALS = set(range(1, signal.NSIG)) - {signal.SIGKILL, signal.SIGSTOP, 32, 33}
@@ -54,11 +53,15 @@ class SpawnError(Exception):
         return f"{self.stage} failed: {reason}{where} ({errno.errorcode.get(self.errno, '?')})"
 
 
-@dataclass
-class Child:
-    pid: int
-    pidfd: int
-    started: float      # time.monotonic() at spawn
+class Child(Record):
+    """A spawned process: its pid, a pidfd to watch and signal it, and when it started."""
+
+    __slots__ = ("pid", "pidfd", "started")
+
+    def __init__(self, pid: int, pidfd: int, started: float):
+        self.pid = pid
+        self.pidfd = pidfd
+        self.started = started      # time.monotonic() at spawn
 
 
 def describe_status(status: int) -> str:
@@ -205,16 +208,17 @@ def _fork(spec: ProcessSpec) -> int:
     """
     if spec.jail is None or not spec.jail.new_pid_namespace:
         return _or_spawn_error("fork", "", os.fork)
+    syscalls = sys.modules["nsuwsgi.linux.syscalls"]    # jail.apply, loaded by _load_jail_code
     own_ns = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
     try:
-        _or_spawn_error("unshare", "pid", linux.unshare, linux.CLONE_NEWPID)
+        _or_spawn_error("unshare", "pid", syscalls.unshare, linux.CLONE_NEWPID)
         try:
             pid = _or_spawn_error("fork", "", os.fork)
         except SpawnError:
-            linux.setns(own_ns, linux.CLONE_NEWPID)
+            syscalls.setns(own_ns, linux.CLONE_NEWPID)
             raise
         if pid != 0:                # the parent goes back; the child is PID 1 of the new one
-            _or_spawn_error("setns", "pid", linux.setns, own_ns, linux.CLONE_NEWPID)
+            _or_spawn_error("setns", "pid", syscalls.setns, own_ns, linux.CLONE_NEWPID)
         return pid
     finally:
         os.close(own_ns)
@@ -399,7 +403,7 @@ def _run_python_payload(spec, errpipe) -> None:
     try:
         code = spec.run()
     except BaseException:           # a bug in nsuwsgi: say so before the process ends
-        traceback.print_exc()
+        sys.excepthook(*sys.exc_info())     # the C traceback printer: nothing to import
         sys.stderr.flush()
     finally:
         os._exit(code if isinstance(code, int) else 1)

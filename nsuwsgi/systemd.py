@@ -152,6 +152,42 @@ class Notifier:
         self.close()
 
 
+LISTEN_VARS = ("LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES")
+LISTEN_FDS_START = 3
+
+
+def listen_fds(environ=os.environ, unset: bool = True) -> list[tuple[int, str]]:
+    """The fds passed by socket activation, as (fd, name), like sd_listen_fds_with_names().
+
+    They are ours only if LISTEN_PID is our pid (otherwise the variables were inherited from
+    an ancestor and the fds, if any, are not for us). They start at fd 3; LISTEN_FDNAMES
+    names them, colon-separated ("" when it is missing or does not match the count). Each fd
+    is made close-on-exec. `unset` removes the variables, so that our children never see them.
+    """
+    pid, count, names = (environ.get(name) for name in LISTEN_VARS)
+    if unset:
+        for name in LISTEN_VARS:
+            environ.pop(name, None)
+    if pid != str(os.getpid()):
+        return []
+    try:
+        n = int(count or "0")
+    except ValueError:
+        return []
+    labels = names.split(":") if names is not None else []
+    if len(labels) != n:
+        labels = [""] * n
+    found = []
+    for i in range(max(n, 0)):
+        fd = LISTEN_FDS_START + i
+        try:
+            os.set_inheritable(fd, False)
+        except OSError:             # not open after all
+            continue
+        found.append((fd, labels[i]))
+    return found
+
+
 def feed_watchdog(notifier: Notifier, loop, stopped=lambda: False) -> None:
     """Ping WATCHDOG=1 at half the supervisor's timeout, from the loop, until `stopped()`.
 

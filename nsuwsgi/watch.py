@@ -15,11 +15,11 @@ from collections.abc import Callable
 import inotify_simple
 from inotify_simple import INotify, flags
 
-from nsuwsgi import linux
+from nsuwsgi.linux import syscalls
 
 # inotify_simple finds libc with find_library(), which inside a jail's rootfs (no ldconfig)
 # falls back to running gcc: about 30 ms of a jailed start. Hand it ours.
-inotify_simple._libc = linux.libc()
+inotify_simple._libc = syscalls.libc()
 
 DIR_MASK = (flags.CLOSE_WRITE | flags.ATTRIB | flags.MOVED_TO | flags.MOVED_FROM |
             flags.CREATE | flags.DELETE | flags.MODIFY | flags.DELETE_SELF | flags.MOVE_SELF)

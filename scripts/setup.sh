@@ -15,6 +15,9 @@ DEBS=(
   uwsgi-core uwsgi-plugin-python3
   # tools the tests and benchmarks use
   procps iproute2 psmisc util-linux bubblewrap wrk systemd nginx-light cgit git curl
+  systemd-container debootstrap
+  # the Vagrantfile is checked with `vagrant validate`
+  vagrant
 )
 
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then

@@ -7,4 +7,4 @@ here="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$here"
 bash scripts/setup.sh
 .venv/bin/python -m nsuwsgi.docsgen --check docs/options.md
-exec .venv/bin/python -m pytest -n 4 -p no:cacheprovider tests vm-tests "$@"
+exec .venv/bin/python -m pytest -n 4 --dist loadgroup -p no:cacheprovider tests vm-tests "$@"

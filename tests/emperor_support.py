@@ -4,12 +4,31 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
+import tempfile
 import uuid
 from pathlib import Path
+
+import pytest
 
 from nsuwsgi import linux
 from nsuwsgi.stats import read_stats
 from support import wait_for
+
+
+@pytest.fixture
+def sockdir():
+    """A short directory for unix sockets (pytest's tmp_path can exceed sun_path's 107 bytes)."""
+    path = tempfile.mkdtemp(prefix="nsuemp", dir="/tmp")
+    yield Path(path)
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture
+def vassals(tmp_path) -> Path:
+    path = tmp_path / "vassals"
+    path.mkdir()
+    return path
 
 
 def descendants(pid: int) -> list[int]:
@@ -24,11 +43,13 @@ def descendants(pid: int) -> list[int]:
 class Emperor:
     """One real Emperor process, started through the `nsuwsgi` fixture (cleanup by pid)."""
 
-    def __init__(self, nsuwsgi, sockdir: Path, vassals: Path, *extra, listener=None):
+    def __init__(self, nsuwsgi, sockdir: Path, vassals: Path, *extra, listener=None,
+                 prefix=()):
+        """`prefix`: a launcher that execs the Emperor (systemd-socket-activate ...)."""
         self.stats_path = str(Path(sockdir) / f"emperor-{uuid.uuid4().hex[:8]}.stats")
         env = listener.env() if listener is not None else None
         self.inst = nsuwsgi("--emperor", str(vassals), "--emperor-stats", self.stats_path,
-                            *extra, env=env, stats=False)
+                            *extra, env=env, stats=False, prefix=prefix)
         self.pid = self.inst.pid
 
     def stats(self) -> dict | None:

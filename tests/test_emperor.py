@@ -15,11 +15,9 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import socket
 import sys
-import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -29,6 +27,7 @@ import pytest
 from notify_listener import NotifyListener
 from nsuwsgi import linux
 from emperor_support import Emperor, descendants
+from emperor_support import sockdir, vassals  # noqa: F401 - pytest fixtures
 from support import alive, kill_pid, run_cli, wait_for
 
 APP = '''
@@ -43,24 +42,9 @@ def application(environ, start_response):
 # --------------------------------------------------------------------------- helpers
 
 @pytest.fixture
-def sockdir():
-    """A short directory for unix sockets (pytest's tmp_path can exceed sun_path's 107 bytes)."""
-    path = tempfile.mkdtemp(prefix="nsuemp", dir="/tmp")
-    yield Path(path)
-    shutil.rmtree(path, ignore_errors=True)
-
-
-@pytest.fixture
 def app(tmp_path) -> Path:
     path = tmp_path / "app.py"
     path.write_text(APP)
-    return path
-
-
-@pytest.fixture
-def vassals(tmp_path) -> Path:
-    path = tmp_path / "vassals"
-    path.mkdir()
     return path
 
 

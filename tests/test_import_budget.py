@@ -1,6 +1,13 @@
 """A plain instance imports only what serving needs: every optional part costs cold-start time
 and memory in every worker (issue 4's cold-start and PSS figures). The optional parts are
-imported by `import_what_config_needs`, before any jail, for configs that use them."""
+imported by `import_what_config_needs`, before any jail, for configs that use them.
+
+START_COSTS are modules a plain instance does without because importing them was a measured
+part of its cold start: ctypes and python-prctl's Python wrapper (the jail's libc calls live in
+nsuwsgi.linux.syscalls), json (only a jailed instance's keeper and master exchange JSON),
+traceback (an error path; textwrap comes with it) and http (an enum of every status). dataclasses
+(inspect, ast and an exec per class: records.py replaces it). (typing would belong here too,
+but httptools imports it.)"""
 
 import subprocess
 
@@ -10,6 +17,12 @@ OPTIONAL = ["yaml", "email", "urllib.parse", "difflib", "inotify_simple", "ipadd
             "nsuwsgi.daemons", "nsuwsgi.watch", "nsuwsgi.stats", "nsuwsgi.jail.plan",
             "nsuwsgi.jail.apply", "nsuwsgi.jail.init", "nsuwsgi.jail.hooks", "nsuwsgi.jail.net",
             "nsuwsgi.server.cgi", "nsuwsgi.server.static"]
+START_COSTS = ["ctypes", "prctl", "nsuwsgi.linux.syscalls", "json", "traceback", "textwrap",
+               "http", "dataclasses", "inspect"]
+
+SERVING_PATH = ("import nsuwsgi.cli, nsuwsgi.instance, nsuwsgi.server.worker\n"
+                "from nsuwsgi.config import load_config\n"
+                "load_config(['--http-socket', '127.0.0.1:0', '--wsgi-file', 'a.py'], {}, '/')")
 
 
 def loaded_after(code: str) -> set[str]:
@@ -20,11 +33,13 @@ def loaded_after(code: str) -> set[str]:
 
 
 def test_the_serving_path_imports_no_optional_part():
-    loaded = loaded_after("import nsuwsgi.cli, nsuwsgi.instance, nsuwsgi.server.worker\n"
-                          "from nsuwsgi.config import load_config\n"
-                          "load_config(['--http-socket', '127.0.0.1:0', '--wsgi-file', 'a.py'],"
-                          " {}, '/')")
+    loaded = loaded_after(SERVING_PATH)
     assert sorted(set(OPTIONAL) & loaded) == []
+
+
+def test_the_serving_path_imports_none_of_the_start_costs():
+    loaded = loaded_after(SERVING_PATH)
+    assert sorted(set(START_COSTS) & loaded) == []
 
 
 def test_a_config_that_uses_a_part_imports_it_up_front():
@@ -36,3 +51,30 @@ def test_a_config_that_uses_a_part_imports_it_up_front():
         "import_what_config_needs(c)")
     for name in ("nsuwsgi.daemons", "nsuwsgi.watch", "nsuwsgi.stats", "nsuwsgi.server.cgi"):
         assert name in loaded
+
+
+def test_a_config_that_drops_privileges_imports_the_error_paths_up_front():
+    loaded = loaded_after(
+        "from nsuwsgi.config import load_config\n"
+        "from nsuwsgi.master import import_what_config_needs\n"
+        "c = load_config(['--http-socket', '127.0.0.1:0', '--uid', '0'], {}, '/')\n"
+        "import_what_config_needs(c)")
+    assert "traceback" in loaded
+
+
+def test_the_jail_code_and_what_a_jailed_master_needs_are_listed():
+    """Listed, not imported: building a jail's config needs root and a rootfs."""
+    from nsuwsgi.master import modules_needed
+    from nsuwsgi.options import Config, Setting
+
+    config = Config({"unshare": (Setting(0x20000000, None),)})      # unshare = pid
+    needed = modules_needed(config)
+    for name in ("nsuwsgi.jail.apply", "nsuwsgi.jail.init", "nsuwsgi.linux.syscalls", "json",
+                 "traceback"):
+        assert name in needed
+
+
+def test_the_jail_code_does_not_bring_dataclasses_back():
+    loaded = loaded_after("import nsuwsgi.jail.plan, nsuwsgi.jail.apply, nsuwsgi.jail.init, "
+                          "nsuwsgi.jail.hooks")
+    assert sorted({"dataclasses", "inspect"} & loaded) == []

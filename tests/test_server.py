@@ -168,6 +168,13 @@ def test_stats_show_workers_and_requests(nsuwsgi, tmp_path):
                        sum(x["requests"] for x in w) >= 4 and w, 5, "4 requests counted")
     assert [w["id"] for w in workers] == [1, 2]
     assert all(w["rss"] > 0 and w["status"] in ("idle", "busy") for w in workers)
+    # uwsgitop's fields (tests/test_uwsgitop.py runs the real one)
+    assert all(w["vsz"] >= w["rss"] and w["exceptions"] == 0 and w["harakiri_count"] == 0
+               for w in workers)
+    served = [w for w in workers if w["requests"]]
+    assert all(w["running_time"] > 0 and w["tx"] >= w["requests"] * len(b"Hello World")
+               for w in served)
+    assert all(abs(w["last_spawn"] - time.time()) < 60 for w in workers)
 
 
 def test_max_requests_recycles_the_worker(nsuwsgi, tmp_path):
@@ -186,6 +193,8 @@ def test_harakiri_kills_a_stuck_request_and_the_worker_is_replaced(nsuwsgi, tmp_
     inst.wait_log("HARAKIRI ON WORKER 1")
     wait_for(lambda: inst.stats()["workers"][0]["pid"] not in (-1, first), 10, "a new worker")
     assert http(path, b"GET / HTTP/1.0\r\n\r\n")[2].startswith(b"path=/")
+    worker = inst.stats()["workers"][0]
+    assert worker["harakiri_count"] == 1 and worker["respawn_count"] == 2
 
 
 def test_graceful_reload_under_load_drops_no_request(nsuwsgi, tmp_path):
@@ -310,3 +319,21 @@ def test_an_oversized_head_gets_431_with_its_own_reason_phrase(nsuwsgi, tmp_path
     inst, path = start_server(nsuwsgi, tmp_path)
     status, _, _ = http(path, b"GET / HTTP/1.1\r\nX-Big: " + b"a" * 8000 + b"\r\n\r\n")
     assert status == b"HTTP/1.1 431 Request Header Fields Too Large"
+
+
+def test_stats_count_bytes_sent_and_app_exceptions_exactly(nsuwsgi, tmp_path):
+    app = ECHO.replace('    if path == "/pid":', '    if path == "/boom":\n'
+                       '        raise RuntimeError("boom")\n    if path == "/pid":')
+    inst, path = start_server(nsuwsgi, tmp_path, app=app)
+    before = wait_for(lambda: (w := inst.stats()["workers"][0])["requests"] and w, 5, "probe")
+    received = 0
+    for target in (b"/a", b"/boom", b"/bb"):
+        with connect(path) as sock:
+            sock.sendall(b"GET " + target + b" HTTP/1.0\r\n\r\n")
+            while chunk := sock.recv(65536):
+                received += len(chunk)
+    after = wait_for(lambda: (w := inst.stats()["workers"][0])["requests"] ==
+                     before["requests"] + 3 and w, 5, "3 more requests counted")
+    assert after["tx"] - before["tx"] == received, "every byte on the wire, heads included"
+    assert after["exceptions"] - before["exceptions"] == 1
+    assert after["running_time"] > before["running_time"]

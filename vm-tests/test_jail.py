@@ -13,8 +13,10 @@ the rootfs's /tmp, which the test reads from the host at ROOT/tmp.
 
 from __future__ import annotations
 
+import grp
 import json
 import os
+import pwd
 import re
 import shutil
 import signal
@@ -474,6 +476,31 @@ def test_sighup_reload_inside_the_jail(nsuwsgi, rootfs, tmp_path):
     assert "Traceback" not in log
     assert [d["pid"] for d in inst.stats()["daemons"]] == [a_pid, b_pid]
     assert find_init_and_master(inst) == (init, master)
+    assert inst.stop() == 0
+
+
+def test_reload_in_a_jail_keeps_user_and_group_names_the_jail_does_not_know(nsuwsgi, rootfs,
+                                                                            tmp_path):
+    """uid, gid and chown-socket by name are resolved on the host, where the file was read;
+    the jail's own /etc/passwd has no www-data, and a reload must not look there."""
+    assert "www-data" not in (rootfs / "etc" / "passwd").read_text()
+    www = (pwd.getpwnam("www-data").pw_uid, grp.getgrnam("www-data").gr_gid)
+    ini_path = tmp_path / "names.ini"
+    first = (f"uid = www-data\ngid = www-data\n"
+             f"attach-daemon = {JAIL_PYTHON} /facts.py /tmp/a.json\n")
+    write_ini(ini_path, jail_ini(rootfs, "namesns") + first)
+    inst = nsuwsgi("--ini", str(ini_path))
+    inst.ready()
+    a = wait_for(lambda: read_json(rootfs / "tmp" / "a.json"), 10, "daemon a's facts")
+    assert (a["uid"], a["gid"]) == www
+
+    write_ini(ini_path, jail_ini(rootfs, "namesns") + first +
+              f"attach-daemon = {JAIL_PYTHON} /facts.py /tmp/b.json\n")
+    inst.signal(signal.SIGHUP)
+    b = wait_for(lambda: read_json(rootfs / "tmp" / "b.json"), 10,
+                 f"the new daemon's facts:\n{inst.log()}")
+    assert (b["uid"], b["gid"]) == www
+    assert "reload refused" not in inst.log()
     assert inst.stop() == 0
 
 

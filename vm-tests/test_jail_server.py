@@ -66,3 +66,84 @@ def _try(path):
         return get(path)
     except OSError:
         return None
+
+
+# ---- shared-socket: a privileged port bound as root, served by workers that cannot bind it
+
+def _get_tcp(port: int) -> bytes | None:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+            sock.sendall(b"GET / HTTP/1.0\r\n\r\n")
+            data = b""
+            while chunk := sock.recv(65536):
+                data += chunk
+        return data
+    except OSError:
+        return None
+
+
+def _facts(reply: bytes) -> dict:
+    head, _, body = reply.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200"), reply
+    return dict(item.split("=") for item in body.decode().split())
+
+
+def _uid_of(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as f:
+        return int(next(line for line in f if line.startswith("Uid:")).split()[1])
+
+
+def test_a_shared_socket_on_a_low_port_is_served_by_nobody(nsuwsgi, tmp_path):
+    probe = nsuwsgi("--master")
+    probe.cleanup()
+    os.makedirs(probe.sockdir, exist_ok=True)
+    os.chmod(probe.sockdir, 0o755)              # nobody must read the app
+    app = os.path.join(probe.sockdir, "app.py")
+    with open(app, "w") as f:
+        f.write(APP)
+    ini = tmp_path / "low.ini"
+    ini.write_text(f"""[uwsgi]
+shared-socket = 127.0.0.1:81
+http-socket = =0
+uid = nobody
+gid = nogroup
+wsgi-file = {app}
+processes = 2
+""")
+    inst = nsuwsgi("--ini", str(ini))
+    inst.ready()
+    reply = wait_for(lambda: _get_tcp(81), 15, f"an answer on 127.0.0.1:81:\n{inst.log()}")
+    assert _facts(reply)["uid"] == "65534"
+    assert "uwsgi socket 0 bound to 127.0.0.1:81 (shared socket 0, http)" in inst.log()
+    stats = inst.stats()
+    assert stats["uid"] == 65534, "the master dropped to nobody too"
+    assert stats["sockets"][0]["name"] == "127.0.0.1:81" and stats["sockets"][0]["shared"] == 1
+    assert all(_uid_of(w["pid"]) == 65534 for w in stats["workers"])
+    assert inst.stop() == 0
+
+
+def test_a_shared_socket_is_served_from_a_jail_with_no_network(nsuwsgi, tmp_path):
+    root = tmp_path / "root"
+    build_rootfs(str(root), usr_from_host=True)
+    (root / "app.py").write_text(APP)
+    ini = tmp_path / "tenant.ini"
+    ini.write_text(f"""[uwsgi]
+namespace = {root}:tenant2
+namespace-keep-mount = /usr:/usr:ro
+namespace-net = true
+uid = nobody
+gid = nogroup
+shared-socket = 127.0.0.1:82
+http-socket = =0
+wsgi-file = /app.py
+processes = 2
+""")
+    inst = nsuwsgi("--ini", str(ini))
+    inst.ready()
+    reply = wait_for(lambda: _get_tcp(82), 15, f"an answer from the jailed app:\n{inst.log()}")
+    facts = _facts(reply)
+    assert facts["uid"] == "65534" and facts["hostname"] == "tenant2"
+    assert int(facts["pid"]) < 100, "a pid of the jail's own PID namespace"
+    assert "uwsgi socket 0 bound to 127.0.0.1:82 (shared socket 0, http)" in inst.log()
+    assert inst.stats()["sockets"][0]["shared"] == 1
+    assert inst.stop() == 0

@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
 
 from nsuwsgi import options
 from nsuwsgi.config import magic, substitute
@@ -41,13 +40,19 @@ from nsuwsgi.config.collect import Collector
 from nsuwsgi.config.commandline import argv_items, environment_items, is_option_name
 from nsuwsgi.config.items import LOADER, PLACEHOLDER, Item
 from nsuwsgi.errors import Origin, UserError
+from nsuwsgi.records import Frozen, set_field
 
 
-@dataclass(frozen=True)
-class Loaded:
-    entries: list[options.Entry]    # option entries in application order, fully substituted
-    placeholders: dict[str, str]    # name -> first value
-    files: tuple[str, ...]          # every config file read, absolute, in reading order
+class Loaded(Frozen):
+    """What one load read: entries to type, placeholders, and the files it came from."""
+
+    __slots__ = ("entries", "placeholders", "files")
+
+    def __init__(self, entries: list[options.Entry], placeholders: dict[str, str],
+                 files: tuple[str, ...]):
+        set_field(self, "entries", entries)     # option entries, in order, fully substituted
+        set_field(self, "placeholders", placeholders)   # name -> first value
+        set_field(self, "files", files)     # every config file read, absolute, in reading order
 
 
 def load(argv: list[str], environ: Mapping[str, str], cwd: str | None = None) -> Loaded:

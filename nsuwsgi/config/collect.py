@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from nsuwsgi import options
 from nsuwsgi.config import files, magic
@@ -34,6 +33,7 @@ from nsuwsgi.config.commandline import is_option_name
 from nsuwsgi.config.ini import parse_ini
 from nsuwsgi.config.items import FILE_ARGUMENT, LOADER, OPTION, PLACEHOLDER, Item, Parsed
 from nsuwsgi.errors import Origin, UserError
+from nsuwsgi.records import Frozen, set_field
 
 DEFAULT_SECTION = "uwsgi"
 
@@ -54,16 +54,18 @@ SUFFIXES = {".ini": "ini", ".json": "json", ".js": "json", ".yaml": "yaml", ".ym
 FILE_OPTIONS = {"ini", "json", "yaml"}
 
 
-@dataclass(frozen=True)
-class FileRef:
+class FileRef(Frozen):
     """A config file to read: as given, where it is, which section, which parser."""
 
-    given: str          # the path as written, without :section (magic %o)
-    path: str           # absolute, normalised, symlinks kept: used in messages and origins
-    real: str           # symlinks resolved: the identity used to detect include cycles
-    section: str        # the section to read
-    asked: str          # the section as written after ':' ("" if none; magic %x)
-    fmt: str
+    __slots__ = ("given", "path", "real", "section", "asked", "fmt")
+
+    def __init__(self, given: str, path: str, real: str, section: str, asked: str, fmt: str):
+        set_field(self, "given", given)     # the path as written, without :section (magic %o)
+        set_field(self, "path", path)       # absolute, normalised, symlinks kept: for messages
+        set_field(self, "real", real)       # symlinks resolved: identity for include cycles
+        set_field(self, "section", section)     # the section to read
+        set_field(self, "asked", asked)     # the section as written after ':' (magic %x)
+        set_field(self, "fmt", fmt)
 
     @property
     def label(self) -> str:

@@ -8,9 +8,8 @@ split them into option entries and placeholders (see nsuwsgi.config).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from nsuwsgi.errors import Origin
+from nsuwsgi.records import Frozen, set_field
 
 OPTION = "option"            # a key = value that may be an option (or, from a file, a placeholder)
 PLACEHOLDER = "placeholder"  # defined by set-placeholder, or by set with a non-option name
@@ -18,19 +17,26 @@ LOADER = "loader"            # ini/json/yaml/include/inherit/set: consumed, neve
 FILE_ARGUMENT = "file"       # a config file named on the command line without an option
 
 
-@dataclass(frozen=True)
-class Item:
-    key: str
-    value: str
-    origin: Origin
-    kind: str = OPTION
-    from_file: bool = False  # only keys read from files may become placeholders
+class Item(Frozen):
+    """One raw key/value with its origin and kind (a records.Frozen class: see records.py)."""
+
+    __slots__ = ("key", "value", "origin", "kind", "from_file")
+
+    def __init__(self, key: str, value: str, origin: Origin, kind: str = OPTION,
+                 from_file: bool = False):
+        set_field(self, "key", key)
+        set_field(self, "value", value)
+        set_field(self, "origin", origin)
+        set_field(self, "kind", kind)
+        set_field(self, "from_file", from_file)     # only keys from files may be placeholders
 
 
-@dataclass(frozen=True)
-class Parsed:
+class Parsed(Frozen):
     """What a file parser returns: the items of the asked section, and which sections exist."""
 
-    items: list[Item]
-    found: bool
-    sections: list[str]
+    __slots__ = ("items", "found", "sections")
+
+    def __init__(self, items: list[Item], found: bool, sections: list[str]):
+        set_field(self, "items", items)
+        set_field(self, "found", found)
+        set_field(self, "sections", sections)

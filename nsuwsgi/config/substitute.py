@@ -27,7 +27,6 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import replace
 
 from nsuwsgi.config.items import LOADER, Item
 from nsuwsgi.config import files
@@ -98,7 +97,7 @@ def expand_items(items: list[Item], symbol: str, resolve: Resolver) -> list[Item
     for item in items:
         if item.kind != LOADER and symbol + "(" in item.value:
             try:
-                item = replace(item, value=substitute(item.value, symbol, resolve))
+                item = item.replace(value=substitute(item.value, symbol, resolve))
             except ExpansionLoop:
                 raise UserError(f"{symbol}(...) expands to itself again and again",
                                 origin=item.origin, option=item.key,
@@ -157,7 +156,7 @@ class Placeholders:
         self.active: list[int] = []
 
     def expand_all(self) -> list[Item]:
-        return [replace(item, value=self.value_of(index)) for index, item in enumerate(self.items)]
+        return [item.replace(value=self.value_of(index)) for index, item in enumerate(self.items)]
 
     def value_of(self, index: int) -> str:
         item = self.items[index]

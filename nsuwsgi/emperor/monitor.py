@@ -106,10 +106,15 @@ def _stat_fields(st: os.stat_result) -> tuple:
     return st.st_ino, st.st_dev, st.st_mtime_ns, st.st_ctime_ns, st.st_size
 
 
-def stat_vassal(path: str) -> VassalFile | None:
-    """The record of the vassal file at `path`; None unless it leads to a regular file."""
+def stat_vassal(path: str, link: os.stat_result | None = None,
+                name: str | None = None) -> VassalFile | None:
+    """The record of the vassal file at `path`; None unless it leads to a regular file.
+
+    `link` is the path's lstat() and `name` its basename when the caller has them already.
+    """
     try:
-        link = os.lstat(path)
+        if link is None:
+            link = os.lstat(path)
         is_link = stat.S_ISLNK(link.st_mode)
         dest = os.readlink(path) if is_link else None
         st = os.stat(path) if is_link else link
@@ -121,18 +126,34 @@ def stat_vassal(path: str) -> VassalFile | None:
     if is_link:
         identity += (dest, *_stat_fields(st))
     target = os.path.realpath(path) if is_link else None
-    return VassalFile(os.path.basename(path), path, identity, st.st_uid, st.st_gid, target)
+    return VassalFile(name or os.path.basename(path), path, identity, st.st_uid, st.st_gid,
+                      target)
 
 
 def scan_dir(path: str, warnings: list[str]) -> list[VassalFile]:
-    """Vassal files directly in directory `path` (not recursive)."""
+    """Vassal files directly in directory `path` (not recursive).
+
+    The safety rescan runs this every emperor-freq seconds over every vassal, so it costs one
+    lstat() per vassal file and little Python: scandir() gives the names and paths.
+    """
+    found = []
     try:
-        names = sorted(os.listdir(path))
+        with os.scandir(path) as entries:
+            for entry in entries:
+                name = entry.name
+                if name.endswith(EXTENSIONS) and not name.startswith("."):
+                    try:
+                        link = entry.stat(follow_symlinks=False)
+                    except OSError:         # gone since the listing
+                        continue
+                    vassal = stat_vassal(entry.path, link, name)
+                    if vassal is not None:
+                        found.append(vassal)
     except OSError as exc:
         warnings.append(f"cannot read vassal directory {path}: {exc.strerror}")
         return []
-    found = (stat_vassal(os.path.join(path, n)) for n in names if is_vassal_name(n))
-    return [v for v in found if v]
+    found.sort(key=lambda v: v.name)
+    return found
 
 
 def scan_glob(pattern: str, warnings: list[str]) -> list[VassalFile]:

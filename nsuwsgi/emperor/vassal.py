@@ -23,6 +23,10 @@ from nsuwsgi.spawn import SpawnError, describe_status, resolve_executable, spawn
 from nsuwsgi.spec import ProcessSpec
 
 LOADER_FLAGS = {".ini": "--ini", ".json": "--json", ".yaml": "--yaml", ".yml": "--yaml"}
+# A change seen before a vassal's first READY waits this long for it: a master sends READY
+# right after forking its worker, and on a busy machine the worker may already answer (and a
+# client change the file) before the master has run again.
+READY_GRACE = 1.0
 
 
 class Vassal:
@@ -38,9 +42,11 @@ class Vassal:
                                        stable_after=1.0, broken_after=4))
         self.child = None                   # spawn.Child of the running vassal
         self.timer = None
+        self.change_timer = None            # a change waits for the first READY (READY_GRACE)
         self.removed = False                # its file is gone: forget it once stopped
         self.on_demand: socket.socket | None = None
         self.on_demand_name = ""
+        self.on_demand_inherited = False    # passed by socket activation: never ours to close
         self.ready = False
         self.reported_ready = False         # READY seen since the spawn: SIGHUP is handled
         self.status = ""
@@ -62,9 +68,14 @@ class Vassal:
         self.file = file
         self.last_change = self.host.loop.clock()
         state = self.machine.state
-        if state in (State.STARTING, State.RUNNING) and not self.reported_ready:
+        if state in (State.STARTING, State.RUNNING) and not self.reported_ready \
+                and self.child is not None:
             # Until its first READY a vassal may have no SIGHUP handler yet: SIGHUP would kill
-            # it (and, for a retry, defer the fix by a longer backoff). Start it again now.
+            # it (and, for a retry, defer the fix by a longer backoff). Its READY may be on its
+            # way, though: wait for it a little (then reload), else start it again.
+            if self.change_timer is None:
+                self.change_timer = self.host.loop.call_later(READY_GRACE, self._not_ready)
+        elif state in (State.STARTING, State.RUNNING) and not self.reported_ready:
             self.log(f"vassal {self.name} changed while starting: restarting it now")
             self._handle(Event.RESTART)
         elif state in (State.STARTING, State.RUNNING) and self.child is not None:
@@ -76,6 +87,22 @@ class Vassal:
             self._handle(Event.RESTART)
         elif state is State.STOPPED and self.on_demand is None:
             self._handle(Event.START)
+
+    def _not_ready(self) -> None:
+        """A change waited READY_GRACE for the first READY in vain: start the vassal again."""
+        self.change_timer = None
+        if self.child is not None and not self.reported_ready \
+                and self.machine.state in (State.STARTING, State.RUNNING):
+            self.log(f"vassal {self.name} changed while starting: restarting it now")
+            self._handle(Event.RESTART)
+
+    def _cancel_change(self) -> bool:
+        """Forget a change waiting for READY; whether there was one."""
+        if self.change_timer is None:
+            return False
+        self.change_timer.cancel()
+        self.change_timer = None
+        return True
 
     def reload(self) -> None:
         """SIGHUP for the Emperor: every running vassal reloads gracefully."""
@@ -90,6 +117,7 @@ class Vassal:
     def stop(self, forget: bool) -> None:
         """Graceful stop: SIGTERM, then SIGKILL of its process group after the mercy period."""
         self.removed = self.removed or forget
+        self._cancel_change()
         self.disarm()
         self._handle(Event.STOP)
         if self.machine.state is State.STOPPED:
@@ -132,6 +160,10 @@ class Vassal:
                 self.log(f"vassal {self.name} is ready (pid: {self.pid})")
             self.ready = True
             self.reported_ready = True
+            if self._cancel_change():       # its file changed meanwhile: reload it now
+                self.log(f"vassal {self.name} changed: graceful reload")
+                self.ready = False
+                self.signal(signal.SIGHUP)
         if fields.get("RELOADING") == "1":
             self.ready = False
         if "STATUS" in fields:
@@ -214,6 +246,7 @@ class Vassal:
         self.ended(linux.reap_pidfd(self.child.pidfd))
 
     def ended(self, status: int | None) -> None:
+        changed = self._cancel_change()     # it changed and ended before its first READY
         child = self.child
         os.close(child.pidfd)
         self.child = None
@@ -234,6 +267,9 @@ class Vassal:
         if status != 0 and not stopping:
             self._note_failure(self.last_exit)
         self._handle(Event.EXIT)
+        if changed and self.machine.state in (State.BACKOFF, State.BROKEN):
+            self.log(f"vassal {self.name} changed: retrying it now")
+            self._handle(Event.RESTART)     # the changed file gets a fresh streak at once
         self.host.vassal_changed()
 
     def _stopped(self) -> None:
@@ -290,11 +326,15 @@ class Vassal:
 
     def close(self) -> None:
         self._cancel_timer()
+        self._cancel_change()
         self.disarm()
         if self.on_demand is not None:
-            self.on_demand.close()
-            if self.on_demand_name.startswith("/"):
-                linux.unlink_quietly(self.on_demand_name)
+            if self.on_demand_inherited:    # it goes back to the Emperor (and its unit)
+                self.host.release_inherited(self.on_demand)
+            else:
+                self.on_demand.close()
+                if self.on_demand_name.startswith("/"):
+                    linux.unlink_quietly(self.on_demand_name)
             self.on_demand = None
 
     def snapshot(self) -> dict:

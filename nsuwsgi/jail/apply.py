@@ -11,6 +11,7 @@ import errno
 import os
 
 from nsuwsgi import linux
+from nsuwsgi.linux import syscalls
 from nsuwsgi.errors import JailError
 from nsuwsgi.jail import hooks
 from nsuwsgi.jail import plan as p
@@ -27,37 +28,37 @@ def run_ops(ops, log=None) -> None:
 
 
 def _unshare(op: p.Unshare, log) -> None:
-    linux.unshare(op.flags)
+    syscalls.unshare(op.flags)
 
 
 def _make_private(op, log) -> None:
-    linux.mount(None, "/", None, linux.MS_REC | linux.MS_PRIVATE)
+    syscalls.mount(None, "/", None, linux.MS_REC | linux.MS_PRIVATE)
 
 
 def _bind(op: p.BindMount, log) -> None:
     if not os.path.exists(op.target):
         raise JailError("bind_mount", errno.ENOENT, f"{op.target} (missing in the rootfs)")
-    linux.mount(op.source, op.target, None, linux.MS_BIND | linux.MS_REC)
+    syscalls.mount(op.source, op.target, None, linux.MS_BIND | linux.MS_REC)
     if op.readonly:
-        linux.mount(None, op.target, None,
+        syscalls.mount(None, op.target, None,
                     linux.MS_REMOUNT | linux.MS_BIND | linux.MS_RDONLY | linux.MS_NOSUID)
 
 
 def _pivot_into(op: p.PivotInto, log) -> None:
     os.chdir(op.root)
-    linux.pivot_root(".", ".")
-    linux.umount2(".", linux.MNT_DETACH)
+    syscalls.pivot_root(".", ".")
+    syscalls.umount2(".", linux.MNT_DETACH)
     os.chdir("/")
 
 
 def _pivot_keep_old(op: p.PivotRootKeepOld, log) -> None:
-    linux.mount(None, "/", None, linux.MS_REC | linux.MS_PRIVATE)
+    syscalls.mount(None, "/", None, linux.MS_REC | linux.MS_PRIVATE)
     # pivot_root needs NEW_ROOT to be a mount point; uWSGI leaves that to a hook that would
     # run on the host. Bind it onto itself here, inside the jail's own mount namespace.
-    linux.mount(op.new_root, op.new_root, None, linux.MS_BIND | linux.MS_REC)
+    syscalls.mount(op.new_root, op.new_root, None, linux.MS_BIND | linux.MS_REC)
     os.chdir(op.new_root)
     relative = os.path.relpath(op.put_old, op.new_root)
-    linux.pivot_root(".", relative)
+    syscalls.pivot_root(".", relative)
     os.chdir("/")
 
 
@@ -67,14 +68,14 @@ def _chroot(op: p.Chroot, log) -> None:
 
 
 def _mount_proc(op, log) -> None:
-    linux.mount("proc", "/proc", "proc", linux.MS_NOSUID | linux.MS_NODEV | linux.MS_NOEXEC)
+    syscalls.mount("proc", "/proc", "proc", linux.MS_NOSUID | linux.MS_NODEV | linux.MS_NOEXEC)
 
 
 def _read_only(op: p.ReadOnlyRebind, log) -> None:
     if not os.path.exists(op.path):
         return
-    linux.mount(op.path, op.path, None, linux.MS_BIND | linux.MS_REC)
-    linux.mount(None, op.path, None, linux.MS_REMOUNT | linux.MS_BIND | linux.MS_RDONLY |
+    syscalls.mount(op.path, op.path, None, linux.MS_BIND | linux.MS_REC)
+    syscalls.mount(None, op.path, None, linux.MS_REMOUNT | linux.MS_BIND | linux.MS_RDONLY |
                 linux.MS_NOSUID | linux.MS_NODEV | linux.MS_NOEXEC)
 
 
@@ -82,16 +83,16 @@ def _mask(op: p.MaskPath, log) -> None:
     if not os.path.exists(op.path):
         return
     if os.path.isdir(op.path):
-        linux.mount("tmpfs", op.path, "tmpfs", linux.MS_RDONLY | linux.MS_NOSUID |
+        syscalls.mount("tmpfs", op.path, "tmpfs", linux.MS_RDONLY | linux.MS_NOSUID |
                     linux.MS_NODEV | linux.MS_NOEXEC, "size=0")
         return
     if not os.path.exists("/dev/null"):
         raise JailError("mask", errno.ENOENT, f"{op.path} (the rootfs has no /dev/null)")
-    linux.mount("/dev/null", op.path, None, linux.MS_BIND)
+    syscalls.mount("/dev/null", op.path, None, linux.MS_BIND)
 
 
 def _hostname(op: p.SetHostname, log) -> None:
-    linux.sethostname(op.name)
+    syscalls.sethostname(op.name)
 
 
 def _loopback_up(op, log) -> None:
@@ -109,7 +110,7 @@ def _drop_bounding(op: p.DropBoundingSet, log) -> None:
     if os.geteuid() != 0:
         return              # an unprivileged process cannot gain them back anyway (nnp)
     linux.drop_bounding_set(op.keep)
-    linux.clear_ambient()
+    syscalls.clear_ambient()
 
 
 def _switch_user(op: p.SwitchUser, log) -> None:
@@ -128,7 +129,7 @@ def _switch_user(op: p.SwitchUser, log) -> None:
 
 
 def _set_caps(op: p.SetCapabilities, log) -> None:
-    linux.set_capabilities(op.keep, op.ambient)
+    syscalls.set_capabilities(op.keep, op.ambient)
 
 
 def _no_new_privs(op, log) -> None:
@@ -136,7 +137,7 @@ def _no_new_privs(op, log) -> None:
 
 
 def _deny_keyrings(op, log) -> None:
-    linux.deny_keyring_syscalls()
+    syscalls.deny_keyring_syscalls()
 
 
 def _stderr(message: str) -> None:

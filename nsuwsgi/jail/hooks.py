@@ -62,11 +62,12 @@ import socket
 import stat
 import sys
 import time
-from dataclasses import dataclass, field
 from collections.abc import Callable
 
 from nsuwsgi import linux
+from nsuwsgi.linux import syscalls
 from nsuwsgi.errors import COMMAND_LINE, Origin, ValueProblem, did_you_mean
+from nsuwsgi.records import Frozen, set_field
 from nsuwsgi import spawn as spawn_primitive   # a module import: spawn imports us too
 from nsuwsgi.spec import ProcessSpec
 
@@ -92,16 +93,23 @@ PRIVATE_TEXT = "--- PRIVATE HOOK ---"
 
 # ---- the hook record
 
-@dataclass(frozen=True)
-class Hook:
-    """One hook, as the user wrote it, already validated by parse_hook or legacy_hook."""
+class Hook(Frozen):
+    """One hook, as the user wrote it, already validated by parse_hook or legacy_hook.
 
-    phase: str
-    action: str
-    arg: str
-    private: bool = False
-    origin: Origin = field(default=COMMAND_LINE, compare=False)
-    family: str = HOOK      # the option family that declared it: hook, mount, umount, exec
+    A records.Frozen class like the option table's records (the table calls .replace on it).
+    """
+
+    __slots__ = ("phase", "action", "arg", "private", "origin", "family")
+    _not_compared = ("origin",)
+
+    def __init__(self, phase: str, action: str, arg: str, private: bool = False,
+                 origin: Origin = COMMAND_LINE, family: str = HOOK):
+        set_field(self, "phase", phase)
+        set_field(self, "action", action)
+        set_field(self, "arg", arg)
+        set_field(self, "private", private)
+        set_field(self, "origin", origin)
+        set_field(self, "family", family)   # the family that declared it: hook, mount, exec...
 
     @property
     def option(self) -> str:
@@ -139,35 +147,46 @@ class _Failed(Exception):
     """Raised by an action runner for a failure that is not an OSError."""
 
 
-@dataclass(frozen=True)
-class _Context:
+class _Context(Frozen):
     """What a running action may use besides its own arguments."""
 
-    log: Log
-    wait_timeout: float
+    __slots__ = ("log", "wait_timeout")
+
+    def __init__(self, log: Log, wait_timeout: float):
+        set_field(self, "log", log)
+        set_field(self, "wait_timeout", wait_timeout)
 
 
-@dataclass(frozen=True)
-class _Action:
-    parse: Callable[[str], object]              # arg -> typed arguments, or ValueProblem
-    run: Callable[[object, _Context], None]     # performs it; raises OSError or _Failed
-    usage: str
+class _Action(Frozen):
+    __slots__ = ("parse", "run", "usage")
+
+    def __init__(self, parse: Callable[[str], object], run: Callable[[object, _Context], None],
+                 usage: str):
+        set_field(self, "parse", parse)     # arg -> typed arguments, or ValueProblem
+        set_field(self, "run", run)         # performs it; raises OSError or _Failed
+        set_field(self, "usage", usage)
 
 
-@dataclass(frozen=True)
-class MountArgs:
-    fstype: str | None      # None for `none` (bind, move, remount, propagation changes)
-    source: str
-    target: str
-    flags: int
-    data: str | None
+class MountArgs(Frozen):
+    __slots__ = ("fstype", "source", "target", "flags", "data")
+
+    def __init__(self, fstype: str | None, source: str, target: str, flags: int,
+                 data: str | None):
+        # fstype is None for `none` (bind, move, remount, propagation changes)
+        set_field(self, "fstype", fstype)
+        set_field(self, "source", source)
+        set_field(self, "target", target)
+        set_field(self, "flags", flags)
+        set_field(self, "data", data)
 
 
-@dataclass(frozen=True)
-class UmountArgs:
-    target: str
-    flags: int              # MNT_DETACH / MNT_FORCE
-    recursive: bool         # `rec`: unmount everything under target first
+class UmountArgs(Frozen):
+    __slots__ = ("target", "flags", "recursive")
+
+    def __init__(self, target: str, flags: int, recursive: bool):
+        set_field(self, "target", target)
+        set_field(self, "flags", flags)             # MNT_DETACH / MNT_FORCE
+        set_field(self, "recursive", recursive)     # `rec`: unmount everything under target first
 
 
 # ---- argument parsers (pure; shared by parse time and run time)
@@ -502,7 +521,7 @@ def _run_unlink(path: str, ctx: _Context) -> None:
 
 
 def _run_mount(args: MountArgs, ctx: _Context) -> None:
-    linux.mount(args.source, args.target, args.fstype, args.flags, args.data)
+    syscalls.mount(args.source, args.target, args.fstype, args.flags, args.data)
 
 
 def _decode_mount_field(text: str) -> str:
@@ -532,12 +551,12 @@ def _mounts_under(target: str) -> list[str]:
 def _run_umount(args: UmountArgs, ctx: _Context) -> None:
     while args.recursive and (inside := _mounts_under(args.target)):
         for point in inside:
-            linux.umount2(point, args.flags)
-    linux.umount2(args.target, args.flags)
+            syscalls.umount2(point, args.flags)
+    syscalls.umount2(args.target, args.flags)
 
 
 def _run_hostname(name: str, ctx: _Context) -> None:
-    linux.sethostname(name)
+    syscalls.sethostname(name)
 
 
 def _run_print(text: str, ctx: _Context) -> None:

@@ -22,6 +22,7 @@ import time
 import _signal
 
 from nsuwsgi import linux
+from nsuwsgi.linux import syscalls
 
 RELAYED = set(range(1, signal.NSIG)) - {signal.SIGKILL, signal.SIGSTOP, signal.SIGCHLD, 32, 33}
 
@@ -56,7 +57,7 @@ def _drop_to(keep_caps: frozenset) -> None:
         linux.drop_bounding_set(keep_caps)
     except OSError:
         pass
-    linux.set_capabilities(keep_caps & _permitted())
+    syscalls.set_capabilities(keep_caps & _permitted())
 
 
 def _permitted() -> frozenset:

@@ -22,9 +22,9 @@ no_new_privs is set, the bounding set and ambient set are cut to the kept capabi
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 
 from nsuwsgi import linux
+from nsuwsgi.records import Frozen, set_field
 from nsuwsgi.spec import JailSpec
 
 # Capabilities a payload that stays uid 0 keeps unless `cap` says otherwise: enough to run
@@ -52,9 +52,10 @@ PROC_MASKED = ("/proc/keys", "/proc/kcore", "/proc/timer_list", "/proc/sched_deb
                "/proc/latency_stats", "/proc/acpi", "/proc/scsi", "/proc/asound")
 
 
-@dataclass(frozen=True)
-class Op:
+class Op(Frozen):
     """One step. `stage` names it in error reports; `detail` is the path or value."""
+
+    __slots__ = ()
 
     @property
     def stage(self) -> str:
@@ -65,9 +66,11 @@ class Op:
         return ""
 
 
-@dataclass(frozen=True)
 class Unshare(Op):
-    flags: int
+    __slots__ = ("flags",)
+
+    def __init__(self, flags: int):
+        set_field(self, "flags", flags)
 
     @property
     def stage(self):
@@ -78,8 +81,9 @@ class Unshare(Op):
         return unshare_names(self.flags)
 
 
-@dataclass(frozen=True)
 class MakeRootPrivate(Op):
+    __slots__ = ()
+
     @property
     def stage(self):
         return "make_private"
@@ -89,11 +93,13 @@ class MakeRootPrivate(Op):
         return "/"
 
 
-@dataclass(frozen=True)
 class BindMount(Op):
-    source: str
-    target: str
-    readonly: bool = False
+    __slots__ = ("source", "target", "readonly")
+
+    def __init__(self, source: str, target: str, readonly: bool = False):
+        set_field(self, "source", source)
+        set_field(self, "target", target)
+        set_field(self, "readonly", readonly)
 
     @property
     def stage(self):
@@ -104,11 +110,13 @@ class BindMount(Op):
         return f"{self.source}->{self.target}{':ro' if self.readonly else ''}"
 
 
-@dataclass(frozen=True)
 class PivotInto(Op):
     """Make `root` the new /, detaching the old root entirely (pivot_root(".", ".") trick)."""
 
-    root: str
+    __slots__ = ("root",)
+
+    def __init__(self, root: str):
+        set_field(self, "root", root)
 
     @property
     def stage(self):
@@ -119,12 +127,14 @@ class PivotInto(Op):
         return self.root
 
 
-@dataclass(frozen=True)
 class PivotRootKeepOld(Op):
     """uWSGI's explicit `pivot_root = NEW OLD`: the old root stays mounted at OLD."""
 
-    new_root: str
-    put_old: str
+    __slots__ = ("new_root", "put_old")
+
+    def __init__(self, new_root: str, put_old: str):
+        set_field(self, "new_root", new_root)
+        set_field(self, "put_old", put_old)
 
     @property
     def stage(self):
@@ -135,9 +145,11 @@ class PivotRootKeepOld(Op):
         return f"{self.new_root} {self.put_old}"
 
 
-@dataclass(frozen=True)
 class Chroot(Op):
-    path: str
+    __slots__ = ("path",)
+
+    def __init__(self, path: str):
+        set_field(self, "path", path)
 
     @property
     def stage(self):
@@ -148,8 +160,9 @@ class Chroot(Op):
         return self.path
 
 
-@dataclass(frozen=True)
 class MountProc(Op):
+    __slots__ = ()
+
     @property
     def stage(self):
         return "mount_proc"
@@ -159,11 +172,13 @@ class MountProc(Op):
         return "/proc"
 
 
-@dataclass(frozen=True)
 class ReadOnlyRebind(Op):
     """Bind a path over itself read-only (skipped if it does not exist)."""
 
-    path: str
+    __slots__ = ("path",)
+
+    def __init__(self, path: str):
+        set_field(self, "path", path)
 
     @property
     def stage(self):
@@ -174,11 +189,13 @@ class ReadOnlyRebind(Op):
         return self.path
 
 
-@dataclass(frozen=True)
 class MaskPath(Op):
     """Hide a path: /dev/null over a file, an empty read-only tmpfs over a directory."""
 
-    path: str
+    __slots__ = ("path",)
+
+    def __init__(self, path: str):
+        set_field(self, "path", path)
 
     @property
     def stage(self):
@@ -189,9 +206,11 @@ class MaskPath(Op):
         return self.path
 
 
-@dataclass(frozen=True)
 class SetHostname(Op):
-    name: str
+    __slots__ = ("name",)
+
+    def __init__(self, name: str):
+        set_field(self, "name", name)
 
     @property
     def stage(self):
@@ -202,8 +221,9 @@ class SetHostname(Op):
         return self.name
 
 
-@dataclass(frozen=True)
 class LoopbackUp(Op):
+    __slots__ = ()
+
     @property
     def stage(self):
         return "loopback_up"
@@ -213,33 +233,40 @@ class LoopbackUp(Op):
         return "lo"
 
 
-@dataclass(frozen=True)
 class RunHooks(Op):
-    phase: str
-    hooks: tuple
+    __slots__ = ("phase", "hooks")
+
+    def __init__(self, phase: str, hooks: tuple):
+        set_field(self, "phase", phase)
+        set_field(self, "hooks", hooks)
 
     @property
     def stage(self):
         return f"hook-{self.phase}"
 
 
-@dataclass(frozen=True)
 class DropBoundingSet(Op):
-    keep: frozenset
+    __slots__ = ("keep",)
+
+    def __init__(self, keep: frozenset):
+        set_field(self, "keep", keep)
 
     @property
     def stage(self):
         return "capbset_drop"
 
 
-@dataclass(frozen=True)
 class SwitchUser(Op):
     """setgroups, setgid, setuid; keeps the permitted set across setuid when caps are kept."""
 
-    uid: int | None
-    gid: int | None
-    groups: tuple[int, ...] | None
-    keep_caps: bool
+    __slots__ = ("uid", "gid", "groups", "keep_caps")
+
+    def __init__(self, uid: int | None, gid: int | None, groups: tuple[int, ...] | None,
+                 keep_caps: bool):
+        set_field(self, "uid", uid)
+        set_field(self, "gid", gid)
+        set_field(self, "groups", groups)
+        set_field(self, "keep_caps", keep_caps)
 
     @property
     def stage(self):
@@ -250,10 +277,13 @@ class SwitchUser(Op):
         return f"uid={self.uid} gid={self.gid}"
 
 
-@dataclass(frozen=True)
 class SetCapabilities(Op):
-    keep: frozenset
-    ambient: bool = False       # a payload that left uid 0 keeps them across exec only so
+    __slots__ = ("keep", "ambient")
+
+    def __init__(self, keep: frozenset, ambient: bool = False):
+        set_field(self, "keep", keep)
+        # a payload that left uid 0 keeps them across exec only so
+        set_field(self, "ambient", ambient)
 
     @property
     def stage(self):
@@ -264,33 +294,40 @@ class SetCapabilities(Op):
         return ",".join(str(c) for c in sorted(self.keep)) or "none"
 
 
-@dataclass(frozen=True)
 class NoNewPrivs(Op):
+    __slots__ = ()
+
     @property
     def stage(self):
         return "no_new_privs"
 
 
-@dataclass(frozen=True)
 class DenyKeyrings(Op):
     """Kernel keyrings are per uid, not per namespace: without this, root in the jail could
     read and write the host root's keys. A seccomp filter makes add_key/keyctl/request_key
     fail with EPERM, for every ABI (Docker's default profile does the same)."""
+
+    __slots__ = ()
 
     @property
     def stage(self):
         return "seccomp"
 
 
-@dataclass(frozen=True)
-class JailPlan:
-    new_pid_namespace: bool
-    init_ops: tuple[Op, ...]
-    payload_ops: tuple[Op, ...]
-    init_caps: frozenset = frozenset({CAP_KILL})    # what PID 1 keeps after forking
-    # Relay signals to the payload's process group (a shell and its children: ns_pid), or to
-    # the payload alone (the jailed master, whose workers must not get the keeper's SIGTERM).
-    relay_to_group: bool = True
+class JailPlan(Frozen):
+    __slots__ = ("new_pid_namespace", "init_ops", "payload_ops", "init_caps", "relay_to_group")
+
+    def __init__(self, new_pid_namespace: bool, init_ops: tuple[Op, ...],
+                 payload_ops: tuple[Op, ...], init_caps: frozenset = frozenset({CAP_KILL}),
+                 relay_to_group: bool = True):
+        set_field(self, "new_pid_namespace", new_pid_namespace)
+        set_field(self, "init_ops", init_ops)
+        set_field(self, "payload_ops", payload_ops)
+        set_field(self, "init_caps", init_caps)         # what PID 1 keeps after forking
+        # Relay signals to the payload's process group (a shell and its children: ns_pid), or
+        # to the payload alone (the jailed master, whose workers must not get the keeper's
+        # SIGTERM).
+        set_field(self, "relay_to_group", relay_to_group)
 
     def describe(self) -> list[str]:
         """One line per op, for --show-config and the docs."""
@@ -299,8 +336,6 @@ class JailPlan:
             for op in ops:
                 lines.append(f"{where}: {op.stage} {op.detail}".rstrip())
         return lines
-
-
 
 
 def unshare_names(flags: int) -> str:

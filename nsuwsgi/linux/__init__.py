@@ -1,13 +1,23 @@
 """The thin Linux layer: one small function per kernel facility, no policy, no logging.
 
-Everything that talks to the kernel beyond what `os` offers portably lives here, so the rest of
-nsuwsgi reads as policy and can be unit-tested with a fake. This is the only module that
-imports ctypes and python-prctl. Python 3.11 lacks os.unshare/os.setns, hence ctypes.
+Everything that talks to the kernel beyond what `os` offers portably lives in this package, so
+the rest of nsuwsgi reads as policy and can be unit-tested with a fake. It is the only place
+that imports ctypes and python-prctl, and it is split in two by cost:
+
+  nsuwsgi.linux           (this module) what every instance needs: pidfds, /proc, the prctl
+                          calls through python-prctl's C module `_prctl` (~0.3 ms), constants;
+  nsuwsgi.linux.syscalls  what only jails, hooks and the file watcher need: ctypes calls into
+                          libc (unshare, setns, mount, pivot_root, ambient capabilities,
+                          seccomp). Importing ctypes and loading libc costs ~3 ms of every
+                          cold start, so a plain instance never imports it; the modules that
+                          use it import it at their top, and master.import_what_config_needs
+                          imports those before any jail is entered (rule 7).
+
+Python 3.11 lacks os.unshare/os.setns, hence ctypes.
 """
 
 from __future__ import annotations
 
-import ctypes
 import fcntl
 import os
 import signal
@@ -16,22 +26,6 @@ import struct
 import time
 
 import _prctl
-import prctl
-
-# By soname: find_library() runs ldconfig (or, in a rootfs without it, gcc) to find it.
-_libc = ctypes.CDLL("libc.so.6", use_errno=True)
-
-
-def libc() -> ctypes.CDLL:
-    """The C library handle, for other libraries that would look it up again themselves."""
-    return _libc
-
-
-def _check(result: int) -> int:
-    if result < 0:
-        err = ctypes.get_errno()
-        raise OSError(err, os.strerror(err))
-    return result
 
 
 def file_state(path: str) -> tuple[int, int, int] | None:
@@ -79,19 +73,19 @@ def reap_pidfd(pidfd: int) -> int | None:
 # ---- prctl
 
 def set_pdeathsig(sig: int) -> None:
-    prctl.set_pdeathsig(sig)
+    _prctl.prctl(_prctl.PR_SET_PDEATHSIG, sig)
 
 
 def set_child_subreaper(on: bool = True) -> None:
-    prctl.set_child_subreaper(1 if on else 0)
+    _prctl.prctl(_prctl.PR_SET_CHILD_SUBREAPER, 1 if on else 0)
 
 
 def set_no_new_privs() -> None:
-    prctl.set_no_new_privs(1)
+    _prctl.prctl(_prctl.PR_SET_NO_NEW_PRIVS, 1)
 
 
 def set_dumpable(on: bool) -> None:
-    prctl.set_dumpable(1 if on else 0)
+    _prctl.prctl(_prctl.PR_SET_DUMPABLE, 1 if on else 0)
 
 
 # ---- /proc facts about other processes
@@ -167,7 +161,7 @@ def group_alive(pgid: int) -> bool:
     return False
 
 
-# ---- namespaces and mounts (ctypes: Python 3.11 has no os.unshare/os.setns)
+# ---- namespaces and mounts: the constants (the calls are in linux.syscalls)
 
 CLONE_NEWNS = 0x00020000
 CLONE_NEWCGROUP = 0x02000000
@@ -212,50 +206,7 @@ MNT_DETACH = 2
 SYS_PIVOT_ROOT = 155        # x86_64
 SYS_SETNS = 308
 
-_libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong,
-                        ctypes.c_char_p]
-_libc.umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
-_libc.unshare.argtypes = [ctypes.c_int]
-_libc.sethostname.argtypes = [ctypes.c_char_p, ctypes.c_size_t]
-
-
-def _b(value: str | None) -> bytes | None:
-    return None if value is None else os.fsencode(value)
-
-
-def unshare(flags: int) -> None:
-    _check(_libc.unshare(flags))
-
-
-def setns(fd: int, nstype: int = 0) -> None:
-    _check(_libc.syscall(SYS_SETNS, fd, nstype))
-
-
-def mount(source: str | None, target: str, fstype: str | None, flags: int = 0,
-          data: str | None = None) -> None:
-    _check(_libc.mount(_b(source), _b(target), _b(fstype), flags, _b(data)))
-
-
-def umount2(target: str, flags: int = 0) -> None:
-    _check(_libc.umount2(_b(target), flags))
-
-
-def pivot_root(new_root: str, put_old: str) -> None:
-    _check(_libc.syscall(SYS_PIVOT_ROOT, _b(new_root), _b(put_old)))
-
-
-def sethostname(name: str) -> None:
-    raw = name.encode()
-    _check(_libc.sethostname(raw, len(raw)))
-
-
 # ---- credentials and capabilities
-
-PR_CAP_AMBIENT = 47
-PR_CAP_AMBIENT_CLEAR_ALL = 4
-_libc.prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong,
-                        ctypes.c_ulong]
-
 
 def _read_last_cap() -> int:
     with open("/proc/sys/kernel/cap_last_cap") as f:
@@ -273,34 +224,11 @@ def drop_bounding_set(keep: frozenset[int]) -> None:
     """Remove every capability not in `keep` from the bounding set (needs CAP_SETPCAP)."""
     for cap in range(last_cap() + 1):
         if cap not in keep:
-            prctl.capbset_drop(cap)
-
-
-def clear_ambient() -> None:
-    _check(_libc.prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0))
+            _prctl.prctl(_prctl.PR_CAPBSET_DROP, cap)
 
 
 def set_keepcaps(on: bool) -> None:
-    prctl.set_keepcaps(on)
-
-
-PR_CAP_AMBIENT_RAISE = 2
-EVERY_CAP = tuple(range(LAST_CAP + 1))
-
-
-def set_capabilities(keep: frozenset[int], ambient: bool = False) -> None:
-    """Effective, permitted and inheritable = `keep` in one capset(); with `ambient`, ambient too.
-
-    After setuid the kernel clears the effective set even with KEEPCAPS, so the kept ones are
-    raised again from the permitted set. A non-root process loses its capabilities on exec
-    unless they are ambient, hence `ambient` for a payload that drops to a uid and execs.
-    """
-    kept = sorted(keep)
-    dropped = [cap for cap in EVERY_CAP if cap not in keep]
-    _prctl.set_caps(kept, kept, kept, dropped, dropped, dropped)
-    if ambient:
-        for cap in keep:
-            _check(_libc.prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, cap, 0, 0))
+    _prctl.prctl(_prctl.PR_SET_KEEPCAPS, 1 if on else 0)
 
 
 def capability_number(name: str) -> int | None:
@@ -311,7 +239,7 @@ def capability_number(name: str) -> int | None:
     attr = word.upper()
     if not attr.startswith("CAP_"):
         attr = "CAP_" + attr
-    value = getattr(prctl, attr, None)
+    value = getattr(_prctl, attr, None)
     return value if isinstance(value, int) else None
 
 
@@ -330,72 +258,15 @@ def interface_up(name: str) -> None:
         fcntl.ioctl(sock, SIOCSIFFLAGS, struct.pack("16sH14x", name.encode(), flags | IFF_UP))
 
 
-# ---- seccomp: refuse a few system calls with EPERM
-
-PR_SET_SECCOMP = 22
-SECCOMP_MODE_FILTER = 2
-SECCOMP_RET_ALLOW = 0x7FFF0000
-SECCOMP_RET_ERRNO = 0x00050000
-AUDIT_ARCH_X86_64 = 0xC000003E
-AUDIT_ARCH_I386 = 0x40000003
-AUDIT_ARCH_AARCH64 = 0xC00000B7
-X32_SYSCALL_BIT = 0x40000000
-
-# add_key, request_key, keyctl for each ABI a process on this machine can call through.
-KEYRING_SYSCALLS = {
-    AUDIT_ARCH_X86_64: (248, 249, 250),
-    AUDIT_ARCH_I386: (286, 287, 288),
-    AUDIT_ARCH_AARCH64: (217, 218, 219),
-}
-
-BPF_LD_W_ABS = 0x20
-BPF_JEQ_K = 0x15
-BPF_ALU_AND_K = 0x54
-BPF_RET_K = 0x06
+# linux.mount, linux.unshare...: these calls now live in linux.syscalls (see the docstring).
+# The old spelling still works for code that runs where that module was imported up front.
+_MOVED_TO_SYSCALLS = {"libc", "unshare", "setns", "mount", "umount2", "pivot_root",
+                      "sethostname", "clear_ambient", "set_capabilities",
+                      "deny_keyring_syscalls"}
 
 
-class _SockFilter(ctypes.Structure):
-    _fields_ = [("code", ctypes.c_ushort), ("jt", ctypes.c_ubyte), ("jf", ctypes.c_ubyte),
-                ("k", ctypes.c_uint32)]
-
-
-class _SockFprog(ctypes.Structure):
-    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.POINTER(_SockFilter))]
-
-
-def keyring_filter(syscalls: dict[int, tuple[int, ...]]) -> list[tuple[int, int, int, int]]:
-    """A classic-BPF program: EPERM for the listed syscalls of each architecture."""
-    deny = ("ret", SECCOMP_RET_ERRNO | 1)           # EPERM
-    program: list = []
-    for arch, numbers in syscalls.items():
-        body = [(BPF_LD_W_ABS, 0, 0, 0)]            # seccomp_data.nr
-        if arch == AUDIT_ARCH_X86_64:
-            body.append((BPF_ALU_AND_K, 0, 0, 0xFFFFFFFF & ~X32_SYSCALL_BIT))
-        for i, number in enumerate(numbers):
-            remaining = len(numbers) - i - 1
-            body.append((BPF_JEQ_K, remaining + 1, 0, number))     # to the EPERM below
-        body.append((BPF_RET_K, 0, 0, SECCOMP_RET_ALLOW))
-        body.append((BPF_RET_K, 0, 0, deny[1]))
-        program.append((BPF_LD_W_ABS, 0, 0, 4))     # seccomp_data.arch
-        program.append((BPF_JEQ_K, 0, len(body), arch))
-        program.extend(body)
-    program.append((BPF_RET_K, 0, 0, SECCOMP_RET_ALLOW))
-    return program
-
-
-def _compile(program) -> _SockFprog:
-    array = (_SockFilter * len(program))(*[_SockFilter(*ins) for ins in program])
-    return _SockFprog(len(program), array)
-
-
-# Built once at import: the forked child only makes the system call.
-_KEYRING_FPROG = _compile(keyring_filter(KEYRING_SYSCALLS))
-_prctl_pointer = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_int, ctypes.c_ulong, ctypes.c_void_p,
-                                  ctypes.c_ulong, ctypes.c_ulong, use_errno=True)(
-                                      ("prctl", _libc))
-
-
-def deny_keyring_syscalls() -> None:
-    """Kernel keyrings are not namespaced: keep jailed processes away from root's (needs nnp)."""
-    _check(_prctl_pointer(PR_SET_SECCOMP, SECCOMP_MODE_FILTER,
-                          ctypes.addressof(_KEYRING_FPROG), 0, 0))
+def __getattr__(name: str):
+    if name in _MOVED_TO_SYSCALLS:
+        from nsuwsgi.linux import syscalls
+        return getattr(syscalls, name)
+    raise AttributeError(f"module 'nsuwsgi.linux' has no attribute '{name}'")

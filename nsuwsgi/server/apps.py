@@ -41,13 +41,12 @@ import importlib.util
 import os
 import site
 import sys
-import traceback
-from dataclasses import dataclass
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 from nsuwsgi.errors import UserError
+from nsuwsgi.records import Frozen, set_field
 
+TYPE_CHECKING = False    # type checkers take it as True; `typing` costs ~2 ms at start
 if TYPE_CHECKING:                       # imported only by configs with static-map
     from nsuwsgi.server.static import StaticMap
 
@@ -67,12 +66,16 @@ class AppLoadError(UserError):
         self.traceback = traceback
 
 
-@dataclass(frozen=True)
-class App:
-    mountpoint: str                 # as configured ("" for wsgi-file/module), latin-1 form
-    callable: Callable
-    option: str                     # the option that loaded it
-    value: str
+class App(Frozen):
+    """One loaded WSGI callable and where it is mounted."""
+
+    __slots__ = ("mountpoint", "callable", "option", "value")
+
+    def __init__(self, mountpoint: str, callable: Callable, option: str, value: str):
+        set_field(self, "mountpoint", mountpoint)   # as configured ("" for wsgi-file), latin-1
+        set_field(self, "callable", callable)
+        set_field(self, "option", option)           # the option that loaded it
+        set_field(self, "value", value)
 
 
 def _not_found(environ, start_response):
@@ -383,6 +386,7 @@ def _trimmed_traceback(exc: BaseException) -> str:
     while tb is not None and (tb.tb_frame.f_code.co_filename == __file__
                               or tb.tb_frame.f_code.co_filename.startswith("<frozen ")):
         tb = tb.tb_next
+    import traceback        # an error path; imported up front where it must be (modules_needed)
     return "".join(traceback.format_exception(type(exc), exc, tb)).rstrip()
 
 

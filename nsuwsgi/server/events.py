@@ -3,17 +3,19 @@
 A parser's `feed(data) -> list[event]` yields, per request, one `Head`, zero or more `Body`
 pieces (the decoded body, in order; how it is split depends on how the bytes arrived) and
 one `End`. Malformed input raises `BadRequest`.
+
+The events are records.Record classes (slots, explicit __init__), not dataclasses: the master
+imports this module at every start, and dataclasses cost milliseconds there (records.py).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from nsuwsgi.records import Frozen, Record, set_field
 
 __all__ = ["Head", "Body", "End", "END", "BadRequest", "Limits"]
 
 
-@dataclass(slots=True)
-class Head:
+class Head(Record):
     """A request's head.
 
     HTTP fills method/target/version/headers; `vars` is None.
@@ -22,27 +24,37 @@ class Head:
     (SERVER_PROTOCOL) from it; its `headers` is empty.
     """
 
-    method: str = ""                 # "GET"
-    target: bytes = b""              # the raw request target: b"/a%20b?x=1"
-    version: str = ""                # "HTTP/1.1" or "HTTP/1.0" (SERVER_PROTOCOL)
-    headers: list[tuple[bytes, bytes]] = field(default_factory=list)  # raw names, in order
-    keep_alive: bool = False         # may the connection carry another request after End
-    chunked: bool = False            # the body arrives with Transfer-Encoding: chunked
-    content_length: int | None = None  # None: no Content-Length (no body, or chunked)
-    expect_continue: bool = False    # HTTP/1.1 "Expect: 100-continue": answer before reading
-    vars: dict[str, str] | None = None  # uwsgi only
+    __slots__ = ("method", "target", "version", "headers", "keep_alive", "chunked",
+                 "content_length", "expect_continue", "vars")
+
+    def __init__(self, method: str = "", target: bytes = b"", version: str = "",
+                 headers: list[tuple[bytes, bytes]] | None = None, keep_alive: bool = False,
+                 chunked: bool = False, content_length: int | None = None,
+                 expect_continue: bool = False, vars: dict[str, str] | None = None):
+        self.method = method                # "GET"
+        self.target = target                # the raw request target: b"/a%20b?x=1"
+        self.version = version              # "HTTP/1.1" or "HTTP/1.0" (SERVER_PROTOCOL)
+        self.headers = [] if headers is None else headers   # raw names, in order
+        self.keep_alive = keep_alive        # may the connection carry another request after End
+        self.chunked = chunked              # the body arrives with Transfer-Encoding: chunked
+        self.content_length = content_length    # None: no Content-Length (no body, or chunked)
+        self.expect_continue = expect_continue  # "Expect: 100-continue": answer before reading
+        self.vars = vars                    # uwsgi only
 
 
-@dataclass(slots=True)
-class Body:
+class Body(Record):
     """A piece of the decoded request body (never empty)."""
 
-    data: bytes
+    __slots__ = ("data",)
+
+    def __init__(self, data: bytes):
+        self.data = data
 
 
-@dataclass(slots=True)
-class End:
+class End(Record):
     """The request is complete (its whole body was delivered)."""
+
+    __slots__ = ()
 
 
 END = End()  # the parsers emit this one instance; End() == END
@@ -68,19 +80,18 @@ class BadRequest(Exception):
         return f"{self.status} {self.reason}"
 
 
-@dataclass(frozen=True, slots=True)
-class Limits:
+class Limits(Frozen):
     """buffer_size bounds a request head (HTTP: request line + headers + the blank line;
     uwsgi: the vars block), like uWSGI's buffer-size (default 4096). max_body (None: no
     limit) bounds the body: a larger Content-Length/CONTENT_LENGTH, or a chunked body that
     grows past it, is a 413 (uWSGI's limit-post)."""
 
-    buffer_size: int = 4096
-    max_body: int | None = None
+    __slots__ = ("buffer_size", "max_body")
 
-    def __post_init__(self):
-        if not isinstance(self.buffer_size, int) or self.buffer_size <= 0:
-            raise ValueError(f"buffer_size must be a positive int, not {self.buffer_size!r}")
-        if self.max_body is not None and (not isinstance(self.max_body, int) or
-                                          self.max_body < 0):
-            raise ValueError(f"max_body must be None or an int >= 0, not {self.max_body!r}")
+    def __init__(self, buffer_size: int = 4096, max_body: int | None = None):
+        if not isinstance(buffer_size, int) or buffer_size <= 0:
+            raise ValueError(f"buffer_size must be a positive int, not {buffer_size!r}")
+        if max_body is not None and (not isinstance(max_body, int) or max_body < 0):
+            raise ValueError(f"max_body must be None or an int >= 0, not {max_body!r}")
+        set_field(self, "buffer_size", buffer_size)
+        set_field(self, "max_body", max_body)

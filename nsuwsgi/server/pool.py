@@ -11,6 +11,7 @@ from __future__ import annotations
 import gc
 import os
 import signal
+import time
 from collections.abc import Callable
 
 from nsuwsgi import linux
@@ -35,6 +36,8 @@ class WorkerSlot:
         self.timer = None
         self.stop_signal = GRACEFUL_STOP
         self.last_exit: str | None = None
+        self.harakiri_count = 0         # requests the master killed in this slot (harakiri)
+        self.last_spawn = 0             # epoch seconds of the last spawn (0: never)
 
     @property
     def state(self) -> State:
@@ -108,6 +111,7 @@ class WorkerSlot:
             self.pool.log(f"cannot start worker {self.index}: {err.describe()}")
             self._handle(Event.FAIL)
             return
+        self.last_spawn = int(time.time())
         self.pool.loop.add_reader(self.child.pidfd, self._exited)
         self.pool.log(f"spawned uWSGI worker {self.index} (pid: {self.child.pid}, cores: 1)")
         self._handle(Event.UP)
@@ -131,27 +135,48 @@ class WorkerSlot:
         self._handle(Event.EXIT)
 
     def stats(self) -> dict:
-        requests, busy_since, total = self.pool.scoreboard.read(self.slot)
+        """uWSGI's per-worker record (the fields uwsgitop reads), plus last_exit.
+
+        Requests, exceptions, tx and running time count since this worker process started
+        (the slot is reset at each spawn); respawn_count and harakiri_count since the slot's
+        generation started. Times: avg_rt and running_time in microseconds, last_spawn in
+        epoch seconds.
+        """
+        requests, busy_since, total, exceptions, tx = self.pool.scoreboard.read(self.slot)
+        pid = self.pid
+        vsz, rss = memory(pid)
+        busy = bool(busy_since) and pid > 0
         return {
             "id": self.index,
-            "pid": self.pid,
+            "pid": pid,
             "requests": requests,
-            "status": "busy" if busy_since else ("idle" if self.pid > 0 else self.state.value),
-            "rss": _rss(self.pid),
+            "exceptions": exceptions,
+            "status": "busy" if busy else ("idle" if pid > 0 else self.state.value),
+            "rss": rss,
+            "vsz": vsz,
             "avg_rt": int(total / requests * 1_000_000) if requests else 0,
+            "running_time": int(total * 1_000_000),
+            "tx": tx,
             "respawn_count": self.machine.spawns,
+            "harakiri_count": self.harakiri_count,
+            "last_spawn": self.last_spawn,
+            "signals": 0,
+            "cores": [{"id": 0, "requests": requests, "in_request": int(busy)}],
             "last_exit": self.last_exit,
         }
 
 
-def _rss(pid: int) -> int:
+def memory(pid: int) -> tuple[int, int]:
+    """(vsz, rss) in bytes, from /proc/PID/statm; (0, 0) when there is no such process."""
     if pid <= 0:
-        return 0
+        return 0, 0
     try:
-        with open(f"/proc/{pid}/statm") as f:
-            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-    except OSError:
-        return 0
+        with open(f"/proc/{pid}/statm", "rb") as f:
+            size, resident = f.read().split()[:2]
+    except (OSError, ValueError):
+        return 0, 0
+    page = os.sysconf("SC_PAGE_SIZE")
+    return int(size) * page, int(resident) * page
 
 
 class Pool:

@@ -13,21 +13,23 @@ import os
 import pwd
 import socket
 import stat
-from dataclasses import dataclass
-
+import sys
 from nsuwsgi.errors import ValueProblem
+from nsuwsgi.records import Frozen, set_field
 
 HTTP = "http"
 UWSGI = "uwsgi"
 SD_LISTEN_FDS_START = 3
 
 
-@dataclass(frozen=True)
-class SocketSpec:
+class SocketSpec(Frozen):
     """One `socket`/`http-socket` entry: where to listen and which protocol to speak."""
 
-    address: str
-    protocol: str = UWSGI
+    __slots__ = ("address", "protocol")
+
+    def __init__(self, address: str, protocol: str = UWSGI):
+        set_field(self, "address", address)
+        set_field(self, "protocol", protocol)
 
 
 def parse_socket(text: str) -> SocketSpec:
@@ -47,11 +49,29 @@ def parse_protocol(text: str) -> str:
     raise ValueProblem(f"protocol '{text}' is not supported", "use http or uwsgi")
 
 
+def parse_shared_socket(text: str) -> str:
+    """`shared-socket = ADDRESS`: bound first, as root; `socket = =N` refers to the N-th."""
+    address = _check_address(text)
+    if shared_index(address) is not None:
+        raise ValueProblem(f"'{address}' refers to a shared socket; a shared socket needs "
+                           "an address", "write shared-socket = 127.0.0.1:80")
+    return address
+
+
+def shared_index(address: str) -> int | None:
+    """N for an `=N` address (the N-th shared-socket, from 0); None for a real address."""
+    return int(address[1:]) if address.startswith("=") else None
+
+
 def _check_address(text: str) -> str:
     address = text.strip()
     if not address:
         raise ValueProblem("needs an address", "write :8080, 127.0.0.1:8080, /run/app.sock "
                                                 "or @abstract")
+    if address.startswith("="):
+        if not (address[1:].isascii() and address[1:].isdigit()):
+            raise ValueProblem(f"'{address}' is not =N", "write =0 for the first shared-socket")
+        return f"={int(address[1:])}"
     if address.startswith(("/", "@", ".")) or ":" not in address:
         return address
     host, _, port = address.rpartition(":")
@@ -119,6 +139,25 @@ def name_of(sock: socket.socket) -> str:
     if name.startswith("\0"):
         return "@" + name[1:]
     return name
+
+
+def listen_queue(sock: socket.socket) -> tuple[int, int]:
+    """(connections waiting to be accepted, the backlog) of a listening TCP socket.
+
+    Linux reports them in TCP_INFO's tcpi_unacked and tcpi_sacked for a listener (uWSGI's
+    `listen_queue` reads the same). (0, 0) for unix sockets and when the kernel says nothing.
+    """
+    if sock.family not in (socket.AF_INET, socket.AF_INET6):
+        return 0, 0
+    try:
+        info = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 32)
+    except OSError:
+        return 0, 0
+    if len(info) < 32:
+        return 0, 0
+    # 8 one-byte fields, then u32 rto, ato, snd_mss, rcv_mss, unacked, sacked
+    return (int.from_bytes(info[24:28], sys.byteorder),
+            int.from_bytes(info[28:32], sys.byteorder))
 
 
 def systemd_sockets(environ, protocol: str | None) -> list[tuple[socket.socket, str]]:

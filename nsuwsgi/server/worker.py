@@ -17,7 +17,6 @@ import selectors
 import signal
 import socket
 import time
-from http import HTTPStatus
 
 from nsuwsgi.server.apps import AppLoadError, load_apps
 from nsuwsgi.server.events import BadRequest, Body, End, Head, Limits
@@ -25,12 +24,18 @@ from nsuwsgi.server.http import HttpParser
 from nsuwsgi.server.sockets import HTTP
 from nsuwsgi.server.uwsgi import UwsgiParser
 from nsuwsgi.server.wsgi import (BodyReader, ClientGone, Response, call_app, environ_base,
-                                 environ_from)
+                                 environ_from, on_app_exception)
 
 EXIT_APP_FAILED = 22
 KEEPALIVE_IDLE = 15.0           # seconds a parked keep-alive connection may stay silent
 REQUEST_TIMEOUT = 60.0          # seconds a client may take to send the rest of a request
 RECV = 65536
+# The reason phrases of the statuses a parser's BadRequest carries (http.HTTPStatus would
+# import a large enum at every start for these few lines).
+BAD_REQUEST_PHRASES = {400: b"Bad Request", 408: b"Request Timeout", 411: b"Length Required",
+                       413: b"Request Entity Too Large", 414: b"Request-URI Too Long",
+                       417: b"Expectation Failed", 431: b"Request Header Fields Too Large",
+                       501: b"Not Implemented", 505: b"HTTP Version Not Supported"}
 
 
 class Stop(Exception):
@@ -92,6 +97,7 @@ class Worker:
         signal.signal(signal.SIGPIPE, signal.SIG_IGN)
         signal.signal(signal.SIGUSR1, signal.SIG_IGN)   # meant for the master (stats)
         signal.signal(signal.SIGUSR2, signal.SIG_IGN)
+        on_app_exception(self.slot.exception)          # stats: the worker's EXC column
         try:
             if self.config["cgi"]:
                 from nsuwsgi.server.cgi import make_cgi_app     # CGI instances only
@@ -204,10 +210,7 @@ class Worker:
         if conn.uwsgi:
             return
         body = f"{bad.status} {bad.reason}\n".encode()
-        try:
-            phrase = HTTPStatus(bad.status).phrase.encode()
-        except ValueError:
-            phrase = b"Bad Request"
+        phrase = BAD_REQUEST_PHRASES.get(bad.status, b"Bad Request")
         try:
             conn.sock.sendall(b"HTTP/1.1 %d %s\r\nContent-Type: text/plain\r\n"
                               b"Content-Length: %d\r\nConnection: close\r\n\r\n%s"
@@ -231,7 +234,7 @@ class Worker:
         keep = call_app(self.app, environ, response, self.log)
         self.response = None
         self.served += 1
-        self.slot.end()
+        self.slot.end(response.sent + response.head_size)
         if keep:
             keep = self._skip_unread_body(conn, body)
         if self.log_requests:

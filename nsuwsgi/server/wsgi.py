@@ -47,7 +47,6 @@ import socket
 import stat
 import sys
 import time
-import traceback
 
 __all__ = [
     "BodyReader", "FileWrapper", "Response", "ClientGone",
@@ -459,7 +458,7 @@ class Response:
 
     __slots__ = ("sock", "http11", "keep_alive", "head_request", "uwsgi", "status_line",
                  "code", "header_bytes", "content_length", "add_date", "chunked",
-                 "headers_sent", "no_body", "sent", "gone", "log")
+                 "headers_sent", "no_body", "sent", "gone", "log", "head_size")
 
     def __init__(self, sock, *, http11: bool = True, keep_alive: bool = True,
                  head_request: bool = False, uwsgi: bool = False, log=None):
@@ -478,6 +477,7 @@ class Response:
         self.headers_sent = False
         self.no_body = head_request
         self.sent = 0
+        self.head_size = 0          # bytes of the status line and headers (stats: tx)
         self.gone = False
 
     @classmethod
@@ -587,7 +587,9 @@ class Response:
             parts.append(_date[1] if int(_time()) == _date[0] else _date_line())
         parts.append(b"\r\n")
         self.headers_sent = True
-        return b"".join(parts)
+        head = b"".join(parts)
+        self.head_size = len(head)
+        return head
 
     def reset(self) -> None:
         """Forget the app's status and headers (nothing was sent yet): for the 500 page."""
@@ -737,7 +739,9 @@ def error_response(response: Response, log=None, message: str | None = None) -> 
                             [("Content-Type", "text/plain; charset=utf-8")])
     try:
         head = response.serialize(len(_ERROR_BODY))
-        response._send_parts(head, b"" if response.no_body else _ERROR_BODY)
+        body = b"" if response.no_body else _ERROR_BODY
+        response.sent = len(body)
+        response._send_parts(head, body)
     except ClientGone:
         return False
     return response.keep_alive
@@ -750,10 +754,36 @@ def _describe(environ: dict | None) -> str:
     return f"{environ.get('REQUEST_METHOD', '?')} {target}"
 
 
+def _format_exc() -> str:
+    """The current exception's traceback as text.
+
+    `traceback` (and the textwrap it imports) is loaded on the first app error, not by every
+    instance at start: a plain instance can still read the stdlib then. A config that drops
+    privileges or jails itself has it imported up front (master.modules_needed).
+    """
+    import traceback
+    return traceback.format_exc()
+
+
+def on_app_exception(callback) -> None:
+    """Call `callback()` each time an app raises (the worker counts them in its stats)."""
+    global _exception_hook
+    _exception_hook = callback
+
+
+_exception_hook = None
+
+
+def _note_exception() -> None:
+    if _exception_hook is not None:
+        _exception_hook()
+
+
 def _app_error(response: Response, log, environ, what: str) -> bool:
     if response.gone or isinstance(sys.exc_info()[1], ClientGone):
         return False        # the client went away (writing, or while the app read the body)
-    text = traceback.format_exc()
+    _note_exception()
+    text = _format_exc()
     return error_response(response, log, f"{what} for {_describe(environ)}:\n{text.rstrip()}")
 
 
@@ -784,9 +814,10 @@ def write_response(sock, response: Response, result, log=None, environ=None) -> 
             try:
                 close()
             except Exception:
+                _note_exception()
                 if log is not None:
                     log(f"the app's close() raised for {_describe(environ)}:\n"
-                        f"{traceback.format_exc().rstrip()}")
+                        f"{_format_exc().rstrip()}")
 
 
 def _write_sequence(response: Response, result, log, environ) -> bool:
@@ -900,7 +931,8 @@ def _write_iterable(response: Response, result, log, environ) -> bool:
     except ClientGone:
         return False
     except Exception:
+        _note_exception()
         if log is not None:
             log(f"the app raised while streaming {_describe(environ)} (headers already "
-                f"sent; closing the connection):\n{traceback.format_exc().rstrip()}")
+                f"sent; closing the connection):\n{_format_exc().rstrip()}")
         return False
