@@ -60,6 +60,8 @@ KillSignal=SIGTERM
 KillMode=mixed
 TimeoutStopSec=30
 Restart=on-failure
+# Exit code 2 is a configuration error: restarting cannot fix it.
+RestartPreventExitStatus=2
 # The Emperor sends WATCHDOG=1; if it hangs, systemd kills and restarts it.
 WatchdogSec={p['watchdog']}
 # /run/{p['runtime_dir']}: created at start for the vassals' sockets, removed at stop.
@@ -151,6 +153,7 @@ ExecReload=/bin/kill -HUP $MAINPID
 KillSignal=SIGTERM
 KillMode=mixed
 Restart=on-failure
+RestartPreventExitStatus=2
 StandardOutput=journal
 StandardError=journal
 SyslogIdentifier=nsuwsgi-%i

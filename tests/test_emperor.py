@@ -503,6 +503,27 @@ def test_an_emperor_refuses_app_options_and_others_refuse_emperor_options(tmp_pa
     assert "this option only applies to an Emperor" in result.stderr
 
 
+def test_an_emperor_stats_address_it_cannot_bind_is_a_clean_setup_error(tmp_path, vassals):
+    missing = tmp_path / "no-such-dir" / "stats.sock"
+    result = run_cli("--emperor", str(vassals), "--emperor-stats", str(missing))
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert (f"nsuwsgi: error: command line: emperor-stats = {missing}: "
+            f"No such file or directory") in result.stderr
+
+    busy = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    busy.bind(("127.0.0.1", 0))
+    busy.listen()
+    address = "127.0.0.1:%d" % busy.getsockname()[1]
+    try:
+        result = run_cli("--emperor", str(vassals), "--emperor-stats", address)
+    finally:
+        busy.close()
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert f"emperor-stats = {address}: Address already in use" in result.stderr
+
+
 # --------------------------------------------------------------------------- 13. stats
 
 def test_stats_describe_each_vassal_and_the_governing_count(nsuwsgi, sockdir, vassals, app):
@@ -534,6 +555,12 @@ def test_stats_describe_each_vassal_and_the_governing_count(nsuwsgi, sockdir, va
         assert (v["uid"], v["gid"]) == (me.st_uid, me.st_gid)
         assert v["last_heartbeat"] > 0
         assert os.readlink(f"/proc/{v['pid']}/cwd") == str(vassals)
+    # ps shows each vassal as if it had been exec'd, and the fork-server by its role.
+    flags = {"i.ini": "--ini", "j.json": "--json", "y.yaml": "--yaml"}
+    for name, pid in masters.items():
+        assert " ".join(linux.proc_cmdline(pid)) == f"nsuwsgi {flags[name]} {vassals / name}"
+    titles = [" ".join(linux.proc_cmdline(pid)) for pid in linux.proc_children(emp.pid)]
+    assert "nsuwsgi emperor fork-server" in titles
 
     (vassals / "j.json").unlink()
     emp.wait_gone("j.json")

@@ -59,15 +59,25 @@ class Emperor:
         self.forkserver = None
         self.governing = -1                 # the count last told to systemd
         self.started = time.time()
+        self.bind_stats_socket()
+
+    def bind_stats_socket(self) -> None:
+        """emperor-stats, bound before anything runs: a missing directory or an address in use
+        is a setup error naming the option (exit 1), like the master's `stats`."""
+        if not self.config["emperor-stats"]:
+            return
+        from nsuwsgi.master import setup_step
+        from nsuwsgi.stats import bind_stats
+        with setup_step(self.config, "emperor-stats"):
+            self.stats_socket = bind_stats(self.config["emperor-stats"])
 
     # ---- setup
 
     def run(self) -> int:
         self.open_notify_socket()
         self.start_forkserver()
-        if self.config["emperor-stats"]:
-            from nsuwsgi.stats import bind_stats, serve_one, socket_name
-            self.stats_socket = bind_stats(self.config["emperor-stats"])
+        if self.stats_socket is not None:
+            from nsuwsgi.stats import serve_one, socket_name
             self.loop.add_reader(self.stats_socket,
                                  lambda: serve_one(self.stats_socket, self.snapshot))
             self.log(f"[emperor] stats server listening on {socket_name(self.stats_socket)}")

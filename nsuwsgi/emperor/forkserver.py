@@ -29,6 +29,7 @@ import signal
 import socket
 import sys
 
+from nsuwsgi import linux
 from nsuwsgi.cli import main
 from nsuwsgi.loop import Loop
 from nsuwsgi.spawn import SpawnError, spawn
@@ -152,6 +153,7 @@ def vassal_args(argv: list[str]) -> list[str] | None:
 # --------------------------------------------------------------------------- the server side
 
 def serve(sock: socket.socket) -> int:
+    linux.set_process_title("nsuwsgi emperor fork-server")
     for name in VASSAL_MODULES:
         importlib.import_module(name)
     warm_up()
@@ -317,6 +319,7 @@ def run_vassal(env: dict[str, str], args: list[str]) -> int:
     os.environ.clear()
     os.environ.update(env)
     sys.argv = [sys.argv[0] if sys.argv else "nsuwsgi", *args]
+    linux.set_process_title(" ".join(["nsuwsgi", *args]))     # as if exec'd, like uWSGI's
     try:
         return main(args)
     except SystemExit as exc:

@@ -76,6 +76,13 @@ def set_pdeathsig(sig: int) -> None:
     _prctl.prctl(_prctl.PR_SET_PDEATHSIG, sig)
 
 
+def set_process_title(title: str) -> None:
+    """What ps and systemctl status show as this process's command line (within the space of
+    the original one). A process forked without exec, such as a vassal from the fork-server,
+    would otherwise show the command line of the process it was forked from."""
+    _prctl.set_proctitle(title)
+
+
 def set_child_subreaper(on: bool = True) -> None:
     _prctl.prctl(_prctl.PR_SET_CHILD_SUBREAPER, 1 if on else 0)
 
