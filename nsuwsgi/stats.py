@@ -43,16 +43,22 @@ def socket_name(sock: socket.socket) -> str:
     return name
 
 
+SEND_TIMEOUT = 1.0     # seconds
+
+
 def serve_one(listener: socket.socket, snapshot: Callable[[], dict]) -> None:
     try:
         conn, _ = listener.accept()
     except (BlockingIOError, InterruptedError, ConnectionAbortedError):
         return
     with conn:
-        conn.setblocking(False)
         data = json.dumps(snapshot(), indent=1).encode()
+        # All of it, or nothing: one non-blocking send() wrote only what fitted in the socket
+        # buffer (an Emperor's 1000 vassals are ~0.5 MB). A client that does not read stalls
+        # the loop for at most SEND_TIMEOUT; the stats socket is the operator's, not a tenant's.
+        conn.settimeout(SEND_TIMEOUT)
         try:
-            conn.send(data)
+            conn.sendall(data)
         except OSError:
             pass
 
