@@ -43,7 +43,7 @@ from nsuwsgi.server.worker import run_worker
 
 # Options that shape the process itself; a reload cannot change them.
 RESTART_ONLY = ("pidfile", "stats", "uid", "gid", "logto", "daemonize", "chdir", "umask",
-                "socket", "http-socket", "shared-socket", "processes", "protocol", "listen")
+                "socket", "http-socket", "shared-socket", "protocol", "listen")
 
 
 class Log:
@@ -432,9 +432,21 @@ class Master:
         self.honour_stdin = bool(new["daemons-honour-stdin"])
         self.apply_daemons(new.daemons)
         self.config = new
-        if self.pool is not None and not self.cheap:
-            self.pool.reload()          # workers load the app after fork: a new generation
+        if self.pool is not None:
+            self._resize_pool(max(1, new["processes"]))
+            if not self.cheap:
+                self.pool.reload()      # workers load the app after fork: a new generation
         self.systemd.ready(status=self.status_text())
+
+    def _resize_pool(self, processes: int) -> None:
+        """A changed `processes`: the next generation of workers has the new count."""
+        if processes == self.pool.processes:
+            return
+        self.log(f"[nsuwsgi] processes {self.pool.processes} -> {processes}: the new "
+                 f"generation has {processes} worker(s)")
+        old, self.scoreboard = self.scoreboard, Scoreboard(2 * processes)
+        self.pool.resize(processes, self.scoreboard)
+        old.close()         # the leaving workers write to their own inherited mapping
 
     def start_daemons(self) -> None:
         if not self.config.daemons:

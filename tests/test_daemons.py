@@ -299,12 +299,20 @@ def test_a_crash_looping_daemon_backs_off_and_is_marked_broken(nsuwsgi, tmp_path
 # ---------------------------------------------------------------- pidfile (smart) daemons
 
 def memcached_version(sock) -> bytes:
+    """memcached's answer to `version`, once it answers: its socket file appears at bind(),
+    a moment before listen(), and a connect() in between is refused."""
     import socket
-    with socket.socket(socket.AF_UNIX) as s:
-        s.settimeout(5)
-        s.connect(sock)
-        s.sendall(b"version\r\n")
-        return s.recv(100)
+
+    def ask() -> bytes | None:
+        try:
+            with socket.socket(socket.AF_UNIX) as s:
+                s.settimeout(5)
+                s.connect(sock)
+                s.sendall(b"version\r\n")
+                return s.recv(100)
+        except (FileNotFoundError, ConnectionRefusedError):
+            return None
+    return wait_for(ask, 10, f"memcached answering on {sock}")
 
 
 @pytest.fixture

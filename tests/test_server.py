@@ -337,3 +337,165 @@ def test_stats_count_bytes_sent_and_app_exceptions_exactly(nsuwsgi, tmp_path):
     assert after["tx"] - before["tx"] == received, "every byte on the wire, heads included"
     assert after["exceptions"] - before["exceptions"] == 1
     assert after["running_time"] > before["running_time"]
+
+
+# ---- the "Known problems" of docs/serving.md, each proved gone
+
+WAIT_FOR_FILE = '''
+import os, time
+def application(environ, start_response):
+    path = environ["PATH_INFO"]
+    if path == "/wait":             # answer once the file QUERY_STRING names exists (bounded)
+        deadline = time.monotonic() + 20
+        while not os.path.exists(environ["QUERY_STRING"]) and time.monotonic() < deadline:
+            time.sleep(0.01)
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [str(os.getpid()).encode()]
+'''
+
+
+def _busy(inst, pid, served):
+    """Worker `pid` is serving a request after `served` finished ones (stats show a request
+    as busy until its worker has written the end of it, after the client had its answer)."""
+    return any(w["pid"] == pid and w["status"] == "busy" and w["requests"] == served
+               for w in inst.stats()["workers"])
+
+
+def _idle_after(inst, pid):
+    """How many requests worker `pid` has finished, once it is idle."""
+    def check():
+        w = next(w for w in inst.stats()["workers"] if w["pid"] == pid)
+        return w["status"] == "idle" and (w["requests"],)
+    return wait_for(check, 10, f"worker {pid} idle")[0]
+
+
+def test_ipv6_http_socket_and_uwsgi_socket_fill_the_environ(nsuwsgi, tmp_path):
+    import re
+    if not socket.has_ipv6:
+        import pytest
+        pytest.skip("this Python has no IPv6")
+    try:
+        with socket.socket(socket.AF_INET6) as probe:
+            probe.bind(("::1", 0))
+    except OSError as err:
+        import pytest
+        pytest.skip(f"no IPv6 loopback on this machine (binding [::1]:0: {err.strerror})")
+    app = '''
+def application(environ, start_response):
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    keys = ("REMOTE_ADDR", "REMOTE_PORT", "SERVER_NAME", "SERVER_PORT")
+    return [" ".join(environ[k] for k in keys).encode()]
+'''
+    inst = nsuwsgi("--socket", "[::1]:0", "--http-socket", "[::1]:0",
+                   "--wsgi-file", app_file(tmp_path, app))
+    text = inst.wait_log("(http)")
+    uwsgi_port = int(re.search(r"bound to \[::1\]:(\d+) \(uwsgi\)", text).group(1))
+    http_port = int(re.search(r"bound to \[::1\]:(\d+) \(http\)", text).group(1))
+
+    def ask(port, request):
+        try:
+            with socket.create_connection(("::1", port), timeout=5) as sock:
+                sock.sendall(request)
+                body = read_response(sock)[2]
+                return body, sock.getsockname()[1]
+        except OSError:
+            return None
+    body, client_port = wait_for(lambda: ask(http_port, b"GET / HTTP/1.0\r\n\r\n"), 10,
+                                 f"an answer over IPv6 HTTP:\n{inst.log()}")
+    assert body.decode().split() == ["::1", str(client_port), "::1", str(http_port)]
+    # uwsgi: nginx passes the variables; what it leaves out comes from the socket
+    body, client_port = ask(uwsgi_port, encode_uwsgi_vars({"REQUEST_METHOD": "GET",
+                                                            "PATH_INFO": "/"}))
+    assert body.decode().split() == ["::1", str(client_port), "::1", str(uwsgi_port)]
+    assert "Traceback" not in inst.log()
+
+
+def test_a_bind_error_names_the_file_line_option_and_address(nsuwsgi, tmp_path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        ini = tmp_path / "app.ini"
+        ini.write_text(f"[uwsgi]\nwsgi-file = {app_file(tmp_path)}\n"
+                       f"http-socket = 127.0.0.1:{port}\n")
+        inst = nsuwsgi("--ini", str(ini))
+        assert inst.wait_exit() == 1
+    assert (f"nsuwsgi: error: {ini}:3: http-socket = 127.0.0.1:{port}: Address already in use"
+            in inst.log())
+    assert "SocketSpec" not in inst.log()
+
+
+def test_a_graceful_reload_closes_the_keep_alive_connection_it_is_serving(nsuwsgi, tmp_path):
+    inst, path = start_server(nsuwsgi, tmp_path, app=WAIT_FOR_FILE)
+    go = tmp_path / "go"
+    with connect(path) as sock:
+        sock.sendall(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+        _, headers, body = read_response(sock)
+        assert headers.get("connection") != "close"
+        old = int(body)
+        served = _idle_after(inst, old)
+        sock.sendall(b"GET /wait?" + str(go).encode() + b" HTTP/1.1\r\nHost: t\r\n\r\n")
+        wait_for(lambda: _busy(inst, old, served), 10, "the request in progress")
+        inst.signal(signal.SIGHUP)
+        # the new generation is up, so the old worker has its graceful stop signal
+        wait_for(lambda: old not in {w["pid"] for w in inst.stats()["workers"]}, 10,
+                 "the new generation")
+        go.write_text("")
+        _, headers, body = read_response(sock)
+        assert int(body) == old and headers["connection"] == "close"
+        assert sock.recv(100) == b"", "the old worker closed the connection"
+    assert int(http(path, b"GET / HTTP/1.0\r\n\r\n")[2]) != old
+
+
+def test_a_second_stop_signal_kills_the_workers_at_once(nsuwsgi, tmp_path):
+    inst, path = start_server(nsuwsgi, tmp_path, "--worker-reload-mercy", "60",
+                              app=WAIT_FOR_FILE)
+    worker = inst.stats()["workers"][0]["pid"]
+    served = _idle_after(inst, worker)
+    with connect(path) as sock:
+        sock.sendall(b"GET /wait?" + str(tmp_path / "never").encode() + b" HTTP/1.0\r\n\r\n")
+        wait_for(lambda: _busy(inst, worker, served), 10, "the request in progress")
+        inst.signal(signal.SIGTERM)
+        inst.wait_log("graceful shutdown")
+        inst.signal(signal.SIGTERM)
+        assert inst.wait_exit(10) == 0, f"not the 60 s of worker-reload-mercy:\n{inst.log()}"
+        assert sock.recv(100) == b"", "the worker was killed mid-request"
+    assert "second stop signal" in inst.log()
+
+
+def test_an_app_that_raises_at_import_has_its_traceback_logged(nsuwsgi, tmp_path):
+    bad = app_file(tmp_path, "def helper():\n    raise RuntimeError('broken at import')\n\n"
+                             "helper()\n", name="raises.py")
+    inst = nsuwsgi("--http-socket", os.path.join(tmp_path, "s.sock"), "--wsgi-file", bad)
+    text = inst.wait_log("could not load the app")
+    assert "raised RuntimeError: broken at import" in text
+    assert "Traceback (most recent call last):" in text
+    assert f'File "{bad}", line 4, in <module>' in text and "in helper" in text
+
+
+def test_a_changed_processes_takes_effect_on_a_graceful_reload(nsuwsgi, tmp_path):
+    ini = tmp_path / "app.ini"
+    inst = nsuwsgi("--master")
+    inst.cleanup()
+    os.makedirs(inst.sockdir, exist_ok=True)
+    path = os.path.join(inst.sockdir, "app.sock")
+    base = f"[uwsgi]\nhttp-socket = {path}\nwsgi-file = {app_file(tmp_path, ECHO)}\n"
+    ini.write_text(base + "processes = 1\n")
+    inst = nsuwsgi("--ini", str(ini))
+    inst.ready()
+
+    def workers(n):
+        ws = inst.stats()["workers"]
+        return len(ws) == n and all(w["pid"] > 0 for w in ws) and ws
+    first = wait_for(lambda: workers(1), 10, "1 worker")
+    for count in (3, 2):
+        ini.write_text(base + f"processes = {count}\n")
+        inst.signal(signal.SIGHUP)
+        now = wait_for(lambda: workers(count), 10, f"{count} workers:\n{inst.log()}")
+        assert not {w["pid"] for w in first} & {w["pid"] for w in now}
+        assert [w["id"] for w in now] == list(range(1, count + 1))
+        first = now
+        pids = {int(http(path, b"GET /pid HTTP/1.0\r\n\r\n")[2]) for _ in range(20)}
+        assert pids <= {w["pid"] for w in now}
+    assert "'processes' changed" not in inst.log()
+    assert inst.stop() == 0

@@ -4,6 +4,7 @@ nobody, through a socket the keeper bound outside the jail before building it.""
 from __future__ import annotations
 
 import os
+import signal
 import socket
 
 from nsuwsgi.rootfs import build_rootfs
@@ -147,3 +148,56 @@ processes = 2
     assert "uwsgi socket 0 bound to 127.0.0.1:82 (shared socket 0, http)" in inst.log()
     assert inst.stats()["sockets"][0]["shared"] == 1
     assert inst.stop() == 0
+
+
+# ---- stopping a jailed instance: the master alone gets the signal, its workers stop gracefully
+
+WAITING_APP = '''
+import os, time
+def application(environ, start_response):
+    deadline = time.monotonic() + 20        # answer once /go exists (bounded)
+    while not os.path.exists("/go") and time.monotonic() < deadline:
+        time.sleep(0.01)
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [b"finished pid=%d" % os.getpid()]
+'''
+
+
+def test_sigterm_to_a_jailed_instance_lets_the_request_in_flight_finish(nsuwsgi, tmp_path):
+    root = tmp_path / "root"
+    build_rootfs(str(root), usr_from_host=True)
+    (root / "app.py").write_text(WAITING_APP)
+    probe = nsuwsgi("--master")
+    probe.cleanup()
+    os.makedirs(probe.sockdir, exist_ok=True)
+    path = os.path.join(probe.sockdir, "tenant.sock")
+    ini = tmp_path / "tenant.ini"
+    ini.write_text(f"""[uwsgi]
+namespace = {root}:tenant3
+namespace-keep-mount = /usr:/usr:ro
+uid = nobody
+gid = nogroup
+http-socket = {path}
+wsgi-file = /app.py
+worker-reload-mercy = 30
+""")
+    inst = nsuwsgi("--ini", str(ini))
+    inst.ready()
+    wait_for(lambda: inst.stats()["workers"][0]["pid"] > 0, 15, f"a worker:\n{inst.log()}")
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.settimeout(20)
+        wait_for(lambda: sock.connect_ex(path) == 0, 10, "the socket")
+        sock.sendall(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+        wait_for(lambda: (w := inst.stats()["workers"][0])["status"] == "busy"
+                 and w["requests"] == 0, 10, "the request")
+        inst.signal(signal.SIGTERM)             # to the keeper, which relays it to init
+        inst.wait_log("graceful shutdown")
+        (root / "go").write_text("")
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200"), f"{data!r}\n{inst.log()}"
+    assert b"Connection: close" in head and body.startswith(b"finished")
+    assert inst.wait_exit(15) == 0
+    assert "died" not in inst.log() and "NO MERCY" not in inst.log()

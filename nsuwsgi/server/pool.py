@@ -218,6 +218,17 @@ class Pool:
         for worker in self.workers + self.retiring:
             worker.signal(signal.SIGKILL)
 
+    def resize(self, processes: int, scoreboard) -> None:
+        """A reload changed `processes`: the next generation has `processes` workers.
+
+        `scoreboard` has 2 * processes slots. The running generation keeps writing to the
+        old one (its own mapping, inherited at fork) until it leaves; the master reads only
+        the current generation's slots. A generation not started yet (cheap) is rebuilt.
+        """
+        self.processes, self.scoreboard = processes, scoreboard
+        if all(w.child is None and w.stopped for w in self.workers):
+            self.workers = self._generation()
+
     def reload(self) -> None:
         """A fresh generation first, then the old one finishes its requests and leaves."""
         self.generation += 1

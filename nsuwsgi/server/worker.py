@@ -132,6 +132,8 @@ class Worker:
                 if data is None:
                     _drain(key.fileobj)
                 elif isinstance(data, str):
+                    if self.stopping:   # SIGHUP woke this select: the next generation accepts
+                        break
                     self.accept(key.fileobj, data)
                 else:
                     self.selector.unregister(data.sock)
