@@ -59,7 +59,8 @@ def why_unavailable() -> str | None:
 
 
 def debian_mirror() -> str:
-    """The host's own Debian mirror (the first deb.debian.org-style URI in its apt sources)."""
+    """The host's own Debian mirror: the first non-security `deb` URI of its apt sources
+    (one-line `deb URL SUITE...` entries or deb822 `URIs:` fields; comments skipped)."""
     sources = [Path("/etc/apt/sources.list")] + sorted(Path("/etc/apt/sources.list.d").glob("*"))
     for path in sources:
         try:
@@ -67,10 +68,12 @@ def debian_mirror() -> str:
         except OSError:
             continue
         for line in text.splitlines():
-            words = line.replace("URIs:", "URIs: ").split()
-            for word in words:
-                if word.startswith("http") and "security" not in word and "/debian" in word:
-                    return word.rstrip("/")
+            words = line.split("#", 1)[0].split()
+            if len(words) >= 2 and words[0] in ("deb", "URIs:"):
+                uris = [w for w in words[1:] if w.startswith(("http://", "https://"))]
+                for uri in uris:
+                    if "security" not in uri:
+                        return uri.rstrip("/")
     return DEFAULT_MIRROR
 
 
@@ -80,7 +83,8 @@ def run(argv: list[str], timeout: float, what: str, **kwargs) -> subprocess.Comp
     except subprocess.TimeoutExpired as err:
         raise RigError(f"{what}: timed out after {timeout}s") from err
     if done.returncode != 0:
-        raise RigError(f"{what} failed ({done.returncode}): {done.stderr[-2000:]}")
+        raise RigError(f"{what} failed ({done.returncode}): "
+                       f"{(done.stdout + done.stderr)[-2000:]}")
     return done
 
 
