@@ -16,8 +16,8 @@ DEBS=(
   # tools the tests and benchmarks use
   procps iproute2 psmisc util-linux bubblewrap wrk systemd nginx-light cgit git curl
   systemd-container debootstrap
-  # the Vagrantfile is checked with `vagrant validate`
-  vagrant
+  # the Vagrantfile is checked with `vagrant validate` (which needs a provider plugin)
+  vagrant vagrant-libvirt
 )
 
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
