@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import ctypes
 import os
+import platform
+import shutil
 import signal
 import socket
 import subprocess
@@ -168,6 +170,47 @@ def cpu_model() -> str:
 
 def loadavg() -> str:
     return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def machine() -> str:
+    """What the `# machine` header line of every bench starts with."""
+    return (f"Linux {platform.release()}, {os.cpu_count()} CPUs ({cpu_model()}), "
+            f"load average {loadavg()} at start")
+
+
+def print_ran(started: float) -> None:
+    """The closing line of a run that went to its end: its length, the load then."""
+    print(f"\n# ran in {time.monotonic() - started:.0f} s; load average {loadavg()} at the end")
+
+
+def reap_orphans(procs: Processes) -> None:
+    """Reap zombies adopted as subreaper (never a running Popen child: subprocess reaps it)."""
+    running = {proc.pid for proc, _ in procs.running}
+    for child in psutil.Process().children():
+        if child.pid in running:
+            continue
+        try:
+            os.waitpid(child.pid, os.WNOHANG)
+        except ChildProcessError:
+            pass
+
+
+def clean_up(procs: Processes, workdir: str, what: str) -> None:
+    """The end of every run, whatever happened: stop each process the bench started, SIGKILL
+    by pid whatever is still below the bench, reap, remove workdir; print what was found."""
+    problems = procs.stop_all()
+    left = descendants(os.getpid())     # started by the bench, directly or not
+    if left:
+        problems.append(f"{len(left)} leftover process(es) below the bench: SIGKILL "
+                        f"{[p.pid for p in left][:20]}")
+        kill_pids(left)
+    reap_orphans(procs)
+    for p in problems:
+        print(f"# cleanup  : {p}")
+    shutil.rmtree(workdir, ignore_errors=True)
+    left = descendants(os.getpid())
+    print(f"# cleanup  : every {what} stopped, {len(left)} process(es) left below the "
+          f"bench; {workdir} {'NOT removed' if os.path.exists(workdir) else 'removed'}")
 
 
 def _on_sigterm(signum, frame):

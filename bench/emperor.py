@@ -74,10 +74,8 @@ import argparse
 import asyncio
 import json
 import os
-import platform
 import re
 import resource
-import shutil
 import signal
 import socket
 import statistics
@@ -90,8 +88,8 @@ from dataclasses import dataclass, field
 import psutil
 
 from common import (ROOT, UWSGI, VENV_PYTHON, BenchError, Processes, bench_main, check_uwsgi,
-                    cpu_model, descendants, free_ports, kill_pids, loadavg, log_tail,
-                    set_subreaper, tool_version)
+                    clean_up, descendants, free_ports, loadavg, log_tail, machine, print_ran,
+                    reap_orphans, set_subreaper, tool_version)
 
 APPS_DIR = os.path.join(ROOT, "bench", "apps")
 DIR_PREFIX = "nsuwsgi-bench-emperor-"
@@ -123,18 +121,6 @@ IMPORT_RETRY_EVERY = 15.0
 LOG_WORRY = re.compile(r"Traceback|Error|error|will be started again|keeps failing|"
                        r"did not stop in time|cannot|refused|warning|second stop signal|"
                        r"ended: |BROKEN|quarantined")
-
-
-def reap_orphans(procs: Processes) -> None:
-    """Reap zombies adopted as subreaper (never a running Popen child: subprocess reaps it)."""
-    running = {proc.pid for proc, _ in procs.running}
-    for child in psutil.Process().children():
-        if child.pid in running:
-            continue
-        try:
-            os.waitpid(child.pid, os.WNOHANG)
-        except ChildProcessError:
-            pass
 
 
 def read_log(path: str, offset: int = 0) -> str:
@@ -909,8 +895,7 @@ def run(args, procs: Processes) -> None:
     ns_version = wait_importable()
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     print("# emperor  : nsuwsgi's Emperor vs uWSGI's, one run")
-    print(f"# machine  : Linux {platform.release()}, {os.cpu_count()} CPUs ({cpu_model()}), "
-          f"load average {loadavg()} at start, RLIMIT_NOFILE {soft}/{hard}, "
+    print(f"# machine  : {machine()}, RLIMIT_NOFILE {soft}/{hard}, "
           f"{psutil.virtual_memory().available / 2**30:.1f} GiB available")
     print(f"# nsuwsgi  : {ns_version}: {VENV_PYTHON} -m nsuwsgi --emperor DIR --emperor-stats "
           f"SOCK (-> {os.path.realpath(VENV_PYTHON)}); stopped with SIGTERM")
@@ -992,22 +977,9 @@ def run(args, procs: Processes) -> None:
                          cheap, cheap=True)
 
         report_targets(summary, scale, cheap, args.vassals)
-        print(f"\n# ran in {time.monotonic() - started:.0f} s; load average {loadavg()} "
-              f"at the end")
+        print_ran(started)
     finally:
-        problems = procs.stop_all()
-        left = descendants(os.getpid())     # started by the bench, directly or not
-        if left:
-            problems.append(f"{len(left)} leftover process(es) below the bench: SIGKILL "
-                            f"{[p.pid for p in left][:20]}")
-            kill_pids(left)
-        reap_orphans(procs)
-        for p in problems:
-            print(f"# cleanup  : {p}")
-        shutil.rmtree(workdir, ignore_errors=True)
-        left = descendants(os.getpid())
-        print(f"# cleanup  : every Emperor stopped, {len(left)} process(es) left below the "
-              f"bench; {workdir} {'NOT removed' if os.path.exists(workdir) else 'removed'}")
+        clean_up(procs, workdir, "Emperor")
 
 
 def main(argv=None) -> int:

@@ -87,8 +87,8 @@ from dataclasses import dataclass, field
 import psutil
 
 from common import (ROOT, UWSGI, UWSGI_PLUGIN, VENV_NSUWSGI, VENV_PYTHON, BenchError, Processes,
-                    bench_main,
-                    check_uwsgi, cpu_model, free_ports, log_tail, tool_version)
+                    bench_main, check_uwsgi, clean_up, free_ports, log_tail, machine,
+                    print_ran, tool_version)
 
 APPS_DIR = os.path.join(ROOT, "bench", "apps")
 GUNICORN = os.path.join(ROOT, ".venv", "bin", "gunicorn")
@@ -789,9 +789,7 @@ def run(args, procs: Processes) -> None:
     real = os.path.realpath(VENV_PYTHON)
     stale, total = pyc_staleness()
     print("# http_throughput: nsuwsgi's WSGI server vs uWSGI and gunicorn sync, one run")
-    print(f"# machine  : Linux {platform.release()}, {os.cpu_count()} CPUs "
-          f"({cpu_model()}), load average "
-          f"{' '.join(f'{x:.2f}' for x in os.getloadavg())} at start")
+    print(f"# machine  : {machine()}")
     print(f"# nsuwsgi  : {VENV_PYTHON} -> {real} (CPython {platform.python_version()}, "
           f"the same interpreter runs this bench and gunicorn)")
     print(f"# .pyc     : {stale} of {total} nsuwsgi modules have no up-to-date .pyc "
@@ -845,14 +843,9 @@ def run(args, procs: Processes) -> None:
                 r = statistics.median(v.first_200_s) / base
                 print(f"  cold start {v.name}/uWSGI {r:.2f} (<= {TARGET_COLD_START}): "
                       f"{verdict(r <= TARGET_COLD_START)}")
-        print(f"\n# ran in {time.monotonic() - started:.0f} s; load average "
-              f"{' '.join(f'{x:.2f}' for x in os.getloadavg())} at the end")
+        print_ran(started)
     finally:
-        for problem in procs.stop_all():
-            print(f"# warning: {problem}", file=sys.stderr)
-        shutil.rmtree(workdir, ignore_errors=True)
-        print(f"# cleanup  : every server stopped; {workdir} "
-              f"{'NOT removed' if os.path.exists(workdir) else 'removed'}")
+        clean_up(procs, workdir, "server")
 
 
 def main(argv=None) -> int:

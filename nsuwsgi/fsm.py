@@ -175,7 +175,7 @@ class Machine(Record):
         return actions
 
     def note_clean_exit(self) -> None:
-        """The process left on purpose (a worker's max-requests): its replacement is no retry."""
+        """The process left on purpose (an on-demand vassal's die-on-idle): no failure streak."""
         self.failures = 0
 
     def _note_spawn(self, now: float) -> None:

@@ -80,10 +80,7 @@ def run_emperor(config: Config, log: Log) -> int:
     try:
         return emperor.run()
     finally:
-        if config["vacuum"]:
-            for option in ("pidfile", "emperor-pidfile"):
-                if config[option]:
-                    linux.unlink_quietly(config[option])
+        vacuum(config, ("pidfile", "emperor-pidfile"), stats=False)   # emperor-stats: its own
 
 
 def run_hooks(config: Config, phase: str, log) -> None:

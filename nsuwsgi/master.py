@@ -15,6 +15,7 @@ running one is kept, and a reload inside a jail needs no binary or cwd from outs
 from __future__ import annotations
 
 import contextlib
+import errno
 import importlib
 import os
 import pwd
@@ -274,7 +275,7 @@ class Master:
     # ---- the prefork workers
 
     def start_workers(self) -> None:
-        if not self.listeners or not serves_an_app(self.config):
+        if not self.listeners:              # bound only when the config serves an app
             return
         processes = max(1, self.config["processes"])
         self.scoreboard = Scoreboard(2 * processes)
@@ -366,7 +367,7 @@ class Master:
             return
         self.log(f"[nsuwsgi] idle for {self.config['idle']}s: going cheap")
         self.pool.stop(graceful=True)
-        self.pool = self.pool.fresh()
+        self.pool.fresh()
         self.go_cheap()
 
     def shutdown(self, graceful: bool) -> None:
@@ -565,23 +566,19 @@ def bind_listeners(config: Config, log) -> tuple[list[tuple], list, set[int]]:
     if on_stdin is not None:
         passed.append((on_stdin, None, "fd 0"))
     found = []
-    backlog = config["listen"]
     shared = []
     for number, setting in enumerate(config.items("shared-socket")):
-        match = next((p for p in passed if sockets.same_address(p[0], setting.value)), None)
+        match = _adopt(passed, setting.value)
         if match is not None:
-            passed.remove(match)
             log(f"shared socket {number} inherited from {match[2]}: {setting.value}")
             shared.append(match[0])
             continue
         try:
-            sock = sockets.bind(sockets.SocketSpec(setting.value), backlog,
-                                config["chmod-socket"], config["chown-socket"])
-        except OSError as err:
+            sock = _bind(config, "shared-socket", setting.origin, sockets.SocketSpec(setting.value))
+        except SetupError:
             for sock in shared:
                 sock.close()
-            raise SetupError(f"{setting.origin}: shared-socket = {setting.value}: "
-                             f"{err.strerror or err}") from None
+            raise
         log(f"shared socket {number} bound to {sockets.name_of(sock)}")
         shared.append(sock)
     served: set[int] = set()
@@ -598,19 +595,13 @@ def bind_listeners(config: Config, log) -> tuple[list[tuple], list, set[int]]:
                     f"(shared socket {number}, {spec.protocol})")
                 found.append((sock, spec.protocol))
                 continue
-            match = next((p for p in passed if sockets.same_address(p[0], spec.address)), None)
+            match = _adopt(passed, spec.address)
             if match is not None:
-                passed.remove(match)
                 log(f"uwsgi socket {len(found)} inherited from {match[2]}: {spec.address} "
                     f"({spec.protocol})")
                 found.append((match[0], spec.protocol))
                 continue
-            try:
-                sock = sockets.bind(spec, backlog, config["chmod-socket"],
-                                    config["chown-socket"])
-            except OSError as err:
-                raise SetupError(f"{setting.origin}: {option} = {spec.address}: "
-                                 f"{err.strerror or err}") from None
+            sock = _bind(config, option, setting.origin, spec)
             log(f"uwsgi socket {len(found)} bound to {sockets.name_of(sock)} ({spec.protocol})")
             found.append((sock, spec.protocol))
     for sock, protocol, source in passed:
@@ -618,12 +609,43 @@ def bind_listeners(config: Config, log) -> tuple[list[tuple], list, set[int]]:
         log(f"uwsgi socket {len(found)} inherited from {source}: {sockets.name_of(sock)} "
             f"({protocol})")
         found.append((sock, protocol))
-    kept = [sock for number, sock in enumerate(shared) if number not in served]
+    kept, shared_fds = [], set()
     for number, sock in enumerate(shared):
-        if number not in served:
+        if number in served:
+            shared_fds.add(sock.fileno())
+        else:
             log(f"shared socket {number} ({sockets.name_of(sock)}) is served by no socket "
                 f"option: kept open, not served")
-    return found, kept, {sock.fileno() for number, sock in enumerate(shared) if number in served}
+            kept.append(sock)
+    return found, kept, shared_fds
+
+
+BIND_HINTS = {
+    errno.EADDRINUSE: "another process listens there: stop it or choose another address",
+    errno.EACCES: "ports below 1024 need root or CAP_NET_BIND_SERVICE; a unix socket needs "
+                  "a writable directory",
+    errno.EADDRNOTAVAIL: "no interface of this machine has that address",
+    errno.ENOENT: "create the socket's directory first",
+}
+
+
+def _bind(config: Config, option: str, origin, spec):
+    """Bind one configured address; a failure names file:line, option and value, with a hint."""
+    try:
+        return sockets.bind(spec, config["listen"], config["chmod-socket"],
+                            config["chown-socket"])
+    except OSError as err:
+        hint = BIND_HINTS.get(err.errno)
+        raise SetupError(f"{origin}: {option} = {spec.address}: {err.strerror or err}"
+                         + (f" (hint: {hint})" if hint else "")) from None
+
+
+def _adopt(passed: list[tuple], address: str) -> tuple | None:
+    """The passed-in (socket, protocol, source) listening on `address`, taken from `passed`."""
+    match = next((p for p in passed if sockets.same_address(p[0], address)), None)
+    if match is not None:
+        passed.remove(match)
+    return match
 
 
 def read_new_config(read: Callable[[], Config], log) -> Config | None:
@@ -665,6 +687,8 @@ def modules_needed(config: Config) -> list[str]:
         needed += ["nsuwsgi.jail.plan", "nsuwsgi.jail.apply", "nsuwsgi.jail.init",
                    "nsuwsgi.linux.syscalls",
                    "json"]          # options.decode_config: a reload inside the jail
+        if config["namespace-net-veth"]:
+            needed.append("ipaddress")  # options.parse_veth, run again by that reload
     if jailed or config["uid"] is not None or config["gid"] is not None:
         # Error paths a plain instance imports when they happen (wsgi._format_exc, apps).
         needed.append("traceback")
@@ -784,15 +808,18 @@ def _killpg(pgid: int, sig: int) -> None:
         pass
 
 
-def vacuum(config: Config) -> None:
-    """`vacuum`: remove the pidfile and a unix stats socket at exit."""
+def vacuum(config: Config, pidfiles: tuple[str, ...] = ("pidfile",),
+           stats: bool = True) -> None:
+    """`vacuum`: remove the pidfiles (these options) and a unix stats socket at exit."""
     if not config["vacuum"]:
         return
-    stats = config["stats"]
-    if stats and "/" in stats:
-        linux.unlink_quietly(stats)
-    if config["pidfile"]:
-        linux.unlink_quietly(config["pidfile"])
+    if stats and config["stats"]:
+        from nsuwsgi.stats import is_unix       # imported up front with `stats` set
+        if is_unix(config["stats"]):
+            linux.unlink_quietly(config["stats"])
+    for option in pidfiles:
+        if config[option]:
+            linux.unlink_quietly(config[option])
 
 
 def _reload_from_keeper() -> Config:

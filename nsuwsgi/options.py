@@ -894,8 +894,10 @@ def shared_socket_errors(config: Config) -> list[UserError]:
 # What an Emperor process may do besides governing: identity and bookkeeping only. Apps,
 # daemons and jails belong in vassals, where a failure costs one tenant, not all of them.
 # (Loader options such as ini, include and set never reach the settings: no need to list them.)
+# die-on-term changes nothing in nsuwsgi, but uWSGI Emperor configs and units often set it.
 EMPEROR_COMPANIONS = {"uid", "gid", "umask", "chdir", "env", "logto", "daemonize", "pidfile",
-                      "master", "vacuum", "reload-mercy", "strict", "show-config", "plugins"}
+                      "master", "vacuum", "reload-mercy", "strict", "show-config", "plugins",
+                      "die-on-term"}
 
 
 def emperor_errors(config: Config) -> list[UserError]:

@@ -146,8 +146,8 @@ def _load_jail_code() -> None:
 
     Only jailed specs pay for it (~10 ms): a plain instance never imports the jail modules.
     """
-    import nsuwsgi.jail.apply       # noqa: F401  (reached as jail.apply in the child)
-    import nsuwsgi.jail.init        # noqa: F401
+    from nsuwsgi.jail import apply, init
+    del apply, init                 # loaded: the child reaches them as jail.apply, jail.init
 
 
 def _plain(spec: ProcessSpec) -> bool:
@@ -208,7 +208,7 @@ def _fork(spec: ProcessSpec) -> int:
     """
     if spec.jail is None or not spec.jail.new_pid_namespace:
         return _or_spawn_error("fork", "", os.fork)
-    syscalls = sys.modules["nsuwsgi.linux.syscalls"]    # jail.apply, loaded by _load_jail_code
+    from nsuwsgi.linux import syscalls      # in the parent; loaded with jail.apply already
     own_ns = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
     try:
         _or_spawn_error("unshare", "pid", syscalls.unshare, linux.CLONE_NEWPID)

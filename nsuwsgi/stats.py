@@ -1,8 +1,9 @@
 """The stats server: one JSON document per connection, as uWSGI's `stats` option serves it.
 
-A client connects, reads until EOF, and gets the master's pid and every supervised process.
-The document stays small, so a single non-blocking send from the master loop is enough and a
-slow client can never stall the loop; the connection is closed right after.
+A client connects, reads until EOF, and gets the master's pid and every supervised process;
+the connection is closed right after. The document is sent whole from the master loop, with
+a short timeout (serve_one): a client that does not read stalls the loop for SEND_TIMEOUT at
+most.
 """
 
 from __future__ import annotations
@@ -13,9 +14,14 @@ import socket
 from collections.abc import Callable
 
 
+def is_unix(address: str) -> bool:
+    """A `stats` address names a unix socket path, not `HOST:PORT` (vacuum removes it)."""
+    return "/" in address or ":" not in address
+
+
 def bind_stats(address: str) -> socket.socket:
     """A listening socket for `HOST:PORT`, `:PORT` or a unix socket path."""
-    if "/" in address or ":" not in address:
+    if is_unix(address):
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
             os.unlink(address)
@@ -65,7 +71,7 @@ def serve_one(listener: socket.socket, snapshot: Callable[[], dict]) -> None:
 
 def read_stats(address: str, timeout: float = 5.0) -> dict:
     """Client side, used by tests and tools: connect, read to EOF, decode."""
-    if "/" in address or ":" not in address:
+    if is_unix(address):
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         target: object = address
     else:

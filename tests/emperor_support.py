@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import tempfile
@@ -13,7 +14,7 @@ import pytest
 
 from nsuwsgi import linux
 from nsuwsgi.stats import read_stats
-from support import wait_for
+from support import unix_http_get, wait_for
 
 
 @pytest.fixture
@@ -29,6 +30,49 @@ def vassals(tmp_path) -> Path:
     path = tmp_path / "vassals"
     path.mkdir()
     return path
+
+
+# The vassal app: "GREETING MASTER WORKER LISTEN_FDS LISTEN_PID": the env var GREETING (set with
+# `env =` in the vassal file), the vassal master's pid (the worker's parent), the worker's pid,
+# and what the worker sees of socket activation ("-" where unset).
+APP = '''
+import os
+def application(environ, start_response):
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    body = "%s %d %d %s %s" % (os.environ.get("GREETING", "-"), os.getppid(), os.getpid(),
+                               os.environ.get("LISTEN_FDS", "-"),
+                               os.environ.get("LISTEN_PID", "-"))
+    return [body.encode()]
+'''
+
+
+@pytest.fixture
+def app(tmp_path) -> Path:
+    path = tmp_path / "app.py"
+    path.write_text(APP)
+    return path
+
+
+def ini(sock, app, *lines) -> str:
+    """A one-process vassal file serving `app` over HTTP on the unix socket `sock`."""
+    return "\n".join(["[uwsgi]", f"http-socket = {sock}", f"wsgi-file = {app}",
+                      "processes = 1", *lines]) + "\n"
+
+
+def write_atomic(path: Path, text: str) -> Path:
+    """Write beside `path` under a hidden name (not a vassal name), then rename over it."""
+    tmp = path.parent / f".{path.name}.tmp"
+    tmp.write_text(text)
+    os.replace(tmp, path)
+    return path
+
+
+def get(sock, timeout: float = 10.0) -> bytes:
+    """One HTTP/1.0 GET over a unix socket: the body of a 200 answer."""
+    data = unix_http_get(sock, timeout)
+    head, _, body = data.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200"), data
+    return body
 
 
 def descendants(pid: int) -> list[int]:

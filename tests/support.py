@@ -13,6 +13,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -41,6 +42,19 @@ def wait_for(predicate, timeout: float = 10.0, what: str = "a condition", interv
             raise AssertionError(f"timed out after {timeout}s waiting for {what}")
         reap_strays()
         time.sleep(interval)
+
+
+def unix_http_get(path, timeout: float = 10.0) -> bytes:
+    """One HTTP/1.0 GET / over the unix socket `path`: the whole raw response (the server
+    closes after it). OSError when nothing listens."""
+    with socket.socket(socket.AF_UNIX) as s:
+        s.settimeout(timeout)
+        s.connect(str(path))
+        s.sendall(b"GET / HTTP/1.0\r\nHost: t\r\n\r\n")
+        data = b""
+        while chunk := s.recv(65536):
+            data += chunk
+    return data
 
 
 def my_children() -> list[int]:

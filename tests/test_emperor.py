@@ -6,9 +6,10 @@ vassal's unix socket, the Emperor's stats, its log (the vassals share its stdout
 sd_notify datagrams it sends to a real NOTIFY_SOCKET (notify_listener.py). Every wait is a
 bounded poll on a condition; every Emperor is stopped with SIGTERM by the test and waited for.
 
-The app answers "GREETING MASTER WORKER": the env var GREETING (set with `env =` in the vassal
-file), the vassal master's pid (the worker's parent) and the worker's pid, so a test can tell a
-graceful reload (same master, new worker) from a restart (new master).
+The app (emperor_support.APP) answers "GREETING MASTER WORKER ...": the env var GREETING (set
+with `env =` in the vassal file), the vassal master's pid (the worker's parent) and the
+worker's pid, so a test can tell a graceful reload (same master, new worker) from a restart
+(new master).
 """
 
 from __future__ import annotations
@@ -26,27 +27,11 @@ import pytest
 
 from notify_listener import NotifyListener
 from nsuwsgi import linux
-from emperor_support import Emperor, descendants
-from emperor_support import sockdir, vassals  # noqa: F401 - pytest fixtures
+from emperor_support import Emperor, descendants, get, ini, write_atomic
+from emperor_support import app, sockdir, vassals  # noqa: F401 - pytest fixtures
 from support import alive, kill_pid, run_cli, wait_for
 
-APP = '''
-import os
-def application(environ, start_response):
-    start_response("200 OK", [("Content-Type", "text/plain")])
-    body = "%s %d %d" % (os.environ.get("GREETING", "-"), os.getppid(), os.getpid())
-    return [body.encode()]
-'''
-
-
 # --------------------------------------------------------------------------- helpers
-
-@pytest.fixture
-def app(tmp_path) -> Path:
-    path = tmp_path / "app.py"
-    path.write_text(APP)
-    return path
-
 
 @pytest.fixture
 def listener():
@@ -54,37 +39,10 @@ def listener():
         yield lst
 
 
-def ini(sock, app, *lines) -> str:
-    return "\n".join(["[uwsgi]", f"http-socket = {sock}", f"wsgi-file = {app}",
-                      "processes = 1", *lines]) + "\n"
-
-
-def write_atomic(path: Path, text: str) -> Path:
-    """Write beside `path` under a hidden name (not a vassal name), then rename over it."""
-    tmp = path.parent / f".{path.name}.tmp"
-    tmp.write_text(text)
-    os.replace(tmp, path)
-    return path
-
-
-def get(sock) -> bytes:
-    """One HTTP/1.0 GET over a unix socket: the body of a 200 answer."""
-    with socket.socket(socket.AF_UNIX) as s:
-        s.settimeout(10)
-        s.connect(str(sock))
-        s.sendall(b"GET / HTTP/1.0\r\nHost: t\r\n\r\n")
-        data = b""
-        while chunk := s.recv(65536):
-            data += chunk
-    head, _, body = data.partition(b"\r\n\r\n")
-    assert head.startswith(b"HTTP/1.1 200"), data
-    return body
-
-
 def try_get(sock) -> tuple[str, int, int] | None:
     """(greeting, master pid, worker pid), or None while nothing answers."""
     try:
-        greeting, master, worker = get(sock).decode().split()
+        greeting, master, worker = get(sock).decode().split()[:3]
     except (OSError, ValueError):
         return None
     return greeting, int(master), int(worker)
@@ -484,6 +442,27 @@ def test_emperor_sigkill_takes_every_vassal_and_worker_down(nsuwsgi, sockdir, va
     wait_for(lambda: not [p for p in tree if alive(p)], 10,
              f"every vassal process gone: {[p for p in tree if alive(p)]}")
     assert all(refused(sock) for sock in socks)
+
+
+def test_a_killed_fork_server_costs_the_emperor_nothing(nsuwsgi, sockdir, vassals, app):
+    """Its vassals die with it (PDEATHSIG); the Emperor lives on and starts them again as new
+    processes, and vassals added later start too."""
+    sock = sockdir / "f1.sock"
+    write_atomic(vassals / "f1.ini", ini(sock, app))
+    emp = Emperor(nsuwsgi, sockdir, vassals)
+    first_master = wait_answer(sock)[1]
+    (server,) = emp.helpers()
+    os.kill(server, signal.SIGKILL)
+    emp.wait_log("the fork-server is gone")
+    wait_for(lambda: not alive(first_master), 10, "the old vassal master gone")
+    again = wait_answer(sock, not_master=first_master, what="f1 started again")[1]
+    assert again in linux.proc_children(emp.pid), "a new process of the Emperor, not forked"
+    assert emp.inst.proc.poll() is None, "the Emperor is still running"
+    sock2 = sockdir / "f2.sock"
+    write_atomic(vassals / "f2.ini", ini(sock2, app))
+    wait_answer(sock2, what="a vassal added after the fork-server died")
+    assert "Traceback" not in emp.log()
+    assert emp.stop() == 0
 
 
 # --------------------------------------------------------------------------- 12. bad input

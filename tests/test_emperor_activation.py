@@ -20,8 +20,9 @@ from pathlib import Path
 
 import pytest
 
-from emperor_support import Emperor
-from emperor_support import sockdir, vassals  # noqa: F401 - pytest fixtures
+from emperor_support import Emperor, ini, write_atomic
+from emperor_support import get as get_body
+from emperor_support import app, sockdir, vassals  # noqa: F401 - pytest fixtures
 from nsuwsgi import systemd
 from support import alive, wait_for
 
@@ -29,50 +30,14 @@ HERE = Path(__file__).parent
 LAUNCHER = HERE / "helpers" / "listen_fds_launcher.py"
 SOCKET_ACTIVATE = shutil.which("systemd-socket-activate")
 
-# The vassal's answer: its greeting, master and worker pids, and what it sees of LISTEN_*.
-APP = '''
-import os
-def application(environ, start_response):
-    start_response("200 OK", [("Content-Type", "text/plain")])
-    body = "%s %d %d %s %s" % (os.environ.get("GREETING", "-"), os.getppid(), os.getpid(),
-                               os.environ.get("LISTEN_FDS", "-"),
-                               os.environ.get("LISTEN_PID", "-"))
-    return [body.encode()]
-'''
-
-
-@pytest.fixture
-def app(tmp_path) -> Path:
-    path = tmp_path / "app.py"
-    path.write_text(APP)
-    return path
-
-
 def on_demand_ini(sock, app, greeting) -> str:
-    return "\n".join(["[uwsgi]", f"http-socket = {sock}", f"wsgi-file = {app}",
-                      "processes = 1", f"env = GREETING={greeting}", "idle = 1",
-                      "die-on-idle = true"]) + "\n"
-
-
-def write_atomic(path: Path, text: str) -> Path:
-    tmp = path.parent / f".{path.name}.tmp"
-    tmp.write_text(text)
-    os.replace(tmp, path)
-    return path
+    return ini(sock, app, f"env = GREETING={greeting}", "idle = 1", "die-on-idle = true")
 
 
 def get(sock, timeout=20.0) -> list[str]:
-    """One HTTP/1.0 GET over a unix socket: the 200 answer's body, split in words."""
-    with socket.socket(socket.AF_UNIX) as s:
-        s.settimeout(timeout)
-        s.connect(str(sock))
-        s.sendall(b"GET / HTTP/1.0\r\nHost: t\r\n\r\n")
-        data = b""
-        while chunk := s.recv(65536):
-            data += chunk
-    head, _, body = data.partition(b"\r\n\r\n")
-    assert head.startswith(b"HTTP/1.1 200"), data
-    return body.decode().split()
+    """One HTTP/1.0 GET over a unix socket: the 200 answer's body (emperor_support.APP: its
+    greeting, master and worker pids, and what it sees of LISTEN_*), split in words."""
+    return get_body(sock, timeout).decode().split()
 
 
 def try_get(sock) -> list[str] | None:

@@ -16,7 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from chunking import load_corpus, random_split
+from chunking import feed_all, load_corpus, merge_bodies, random_split
 from nsuwsgi.server.events import END, BadRequest, Body, End, Head, Limits
 from nsuwsgi.server.http import HttpParser
 
@@ -53,29 +53,12 @@ def chunkings(data: bytes, every_two_way: bool = True):
             yield f"two-way-{i}", [data[:i], data[i:]]
 
 
-def merge(events: list) -> list:
-    out: list = []
-    for e in events:
-        if type(e) is Body and out and type(out[-1]) is Body:
-            out[-1] = Body(out[-1].data + e.data)
-        else:
-            out.append(e)
-    return out
-
-
 def parse(pieces, limits: Limits | None = None):
     """-> (events with Body merged, (status, reason) or None, parser)."""
     p = HttpParser(limits)
-    events: list = []
-    err = None
-    try:
-        for piece in pieces:
-            events += p.feed(piece)
-    except BadRequest as e:
-        events += e.events
-        err = (e.status, e.reason)
+    events, err = feed_all(p, pieces)
     check_grammar(events)
-    return merge(events), err, p
+    return merge_bodies(events), err, p
 
 
 def check_grammar(events: list):
@@ -182,7 +165,7 @@ def test_keep_alive_stream_reuses_one_parser():
     for i in range(200):
         body = b"x" * (i % 7)
         req = b"POST /%d HTTP/1.1\r\nContent-Length: %d\r\n\r\n%s" % (i, len(body), body)
-        events = merge(p.feed(req))
+        events = merge_bodies(p.feed(req))
         assert events[0].target == b"/%d" % i and events[-1] is END
         assert (events[1].data if body else b"") == body
         assert p.idle and not p.closed
@@ -283,7 +266,7 @@ def test_large_content_length_body_streams():
 def test_many_small_chunks():
     body = b"".join(b"%x\r\n%s\r\n" % (len(c), c) for c in (b"a", b"bc", b"\r\n\r\n") * 300)
     p = HttpParser()
-    events = merge(p.feed(b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n" + body
+    events = merge_bodies(p.feed(b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n" + body
                           + b"0\r\n\r\nGET /after HTTP/1.1\r\n\r\n"))
     assert events[1] == Body(b"abc\r\n\r\n" * 300) and events[2] is END
     assert events[3].target == b"/after"

@@ -243,8 +243,13 @@ def test_socket_activation_through_systemd_socket_activate(tmp_path):
                             stderr=subprocess.PIPE, start_new_session=True)
     OWNED.add(proc.pid)
     try:
-        wait_for(lambda: os.path.exists(sockpath), 10, "the activation socket")
-        status, _, body = http(sockpath, b"GET / HTTP/1.0\r\n\r\n")
+        # The socket file appears at bind(), a moment before listen(): wait for an answer.
+        def answer():
+            try:
+                return http(sockpath, b"GET / HTTP/1.0\r\n\r\n")
+            except OSError:
+                return None
+        status, _, body = wait_for(answer, 10, "an answer on the activation socket")
         assert body == b"Hello World"
     finally:
         proc.send_signal(signal.SIGTERM)

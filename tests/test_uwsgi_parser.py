@@ -15,7 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from chunking import load_corpus, random_split
+from chunking import feed_all, load_corpus, merge_bodies, random_split
 from nsuwsgi.server.events import END, BadRequest, Body, End, Head, Limits
 from nsuwsgi.server.uwsgi import UwsgiParser, encode_uwsgi_vars, parse_uwsgi_vars
 
@@ -36,20 +36,8 @@ def chunkings(data: bytes):
 def parse(pieces, limits: Limits | None = None):
     """-> (events with Body merged, (status, reason) or None, parser)."""
     p = UwsgiParser(limits)
-    events: list = []
-    err = None
-    try:
-        for piece in pieces:
-            events += p.feed(piece)
-    except BadRequest as e:
-        events += e.events
-        err = (e.status, e.reason)
-    merged: list = []
-    for e in events:
-        if type(e) is Body and merged and type(merged[-1]) is Body:
-            merged[-1] = Body(merged[-1].data + e.data)
-        else:
-            merged.append(e)
+    events, err = feed_all(p, pieces)
+    merged = merge_bodies(events)
     # Head, Body*, End at most once; nothing empty
     kinds = [type(e) for e in merged]
     assert kinds in ([], [Head], [Head, Body], [Head, End], [Head, Body, End]), kinds

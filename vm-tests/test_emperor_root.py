@@ -12,7 +12,6 @@ import os
 import pwd
 import shutil
 import signal
-import socket
 import tempfile
 from pathlib import Path
 
@@ -21,7 +20,7 @@ import pytest
 from nsuwsgi import linux
 from nsuwsgi.rootfs import build_rootfs
 from emperor_support import Emperor, descendants
-from support import alive, wait_for
+from support import alive, unix_http_get, wait_for
 
 NOBODY = pwd.getpwnam("nobody").pw_uid
 NOGROUP = grp.getgrnam("nogroup").gr_gid
@@ -76,13 +75,7 @@ def sock_of(base: Path, name: str) -> str:
 
 def answer(sock: str) -> tuple[int, str, int, str] | None:
     try:
-        with socket.socket(socket.AF_UNIX) as s:
-            s.settimeout(10)
-            s.connect(sock)
-            s.sendall(b"GET / HTTP/1.0\r\n\r\n")
-            data = b""
-            while chunk := s.recv(65536):
-                data += chunk
+        data = unix_http_get(sock)
     except OSError:
         return None
     head, _, body = data.partition(b"\r\n\r\n")

@@ -140,8 +140,8 @@ def test_umount_rec_handles_covered_mounts_and_escaped_names(tmp_path, host_unch
         os.makedirs("{top}/a/with space")
         hook("mount:tmpfs none {top}/a")
         os.makedirs("{top}/a/with space")
-        from nsuwsgi import linux                    # hook syntax cannot name a space
-        linux.mount("none", "{top}/a/with space", "tmpfs")
+        from nsuwsgi.linux import syscalls           # hook syntax cannot name a space
+        syscalls.mount("none", "{top}/a/with space", "tmpfs")
         hook("mount:tmpfs none {top}/a")           # covers the one with a child
         report["before"] = len(under("{top}"))
         hook("umount:{top} rec")

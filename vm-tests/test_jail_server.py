@@ -6,9 +6,10 @@ from __future__ import annotations
 import os
 import signal
 import socket
+from pathlib import Path
 
 from nsuwsgi.rootfs import build_rootfs
-from support import wait_for
+from support import unix_http_get, wait_for
 
 APP = '''
 import os
@@ -19,26 +20,23 @@ def application(environ, start_response):
 '''
 
 
-def get(path: str) -> bytes:
-    with socket.socket(socket.AF_UNIX) as sock:
-        sock.settimeout(10)
-        sock.connect(path)
-        sock.sendall(b"GET / HTTP/1.0\r\n\r\n")
-        data = b""
-        while chunk := sock.recv(65536):
-            data += chunk
-    return data
-
-
-def test_app_served_from_a_jail_with_no_network_as_nobody(nsuwsgi, tmp_path):
+def jailed_tenant(nsuwsgi, tmp_path, app: str, sockdir_mode: int | None = None) \
+        -> tuple[Path, str]:
+    """(a rootfs with `app` as /app.py, a socket path in the socket dir of the instance to be
+    started). The socket dir is the one the `nsuwsgi` fixture removes at teardown."""
     root = tmp_path / "root"
     build_rootfs(str(root), usr_from_host=True)
-    (root / "app.py").write_text(APP)
+    (root / "app.py").write_text(app)
     probe = nsuwsgi("--master")
     probe.cleanup()
     os.makedirs(probe.sockdir, exist_ok=True)
-    os.chmod(probe.sockdir, 0o777)
-    path = os.path.join(probe.sockdir, "tenant.sock")
+    if sockdir_mode is not None:
+        os.chmod(probe.sockdir, sockdir_mode)
+    return root, os.path.join(probe.sockdir, "tenant.sock")
+
+
+def test_app_served_from_a_jail_with_no_network_as_nobody(nsuwsgi, tmp_path):
+    root, path = jailed_tenant(nsuwsgi, tmp_path, APP, 0o777)
     ini = tmp_path / "tenant.ini"
     ini.write_text(f"""[uwsgi]
 namespace = {root}:tenant1
@@ -64,7 +62,7 @@ processes = 2
 
 def _try(path):
     try:
-        return get(path)
+        return unix_http_get(path)
     except OSError:
         return None
 
@@ -164,13 +162,7 @@ def application(environ, start_response):
 
 
 def test_sigterm_to_a_jailed_instance_lets_the_request_in_flight_finish(nsuwsgi, tmp_path):
-    root = tmp_path / "root"
-    build_rootfs(str(root), usr_from_host=True)
-    (root / "app.py").write_text(WAITING_APP)
-    probe = nsuwsgi("--master")
-    probe.cleanup()
-    os.makedirs(probe.sockdir, exist_ok=True)
-    path = os.path.join(probe.sockdir, "tenant.sock")
+    root, path = jailed_tenant(nsuwsgi, tmp_path, WAITING_APP)
     ini = tmp_path / "tenant.ini"
     ini.write_text(f"""[uwsgi]
 namespace = {root}:tenant3

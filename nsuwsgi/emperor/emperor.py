@@ -128,7 +128,8 @@ class Emperor:
         if (not self.config["emperor-fork-server"] or self.config["emperor-wrapper"]
                 or self.clone_plan is not None):
             return
-        self.forkserver = forkserver.ForkServer(self.loop, self.log, self.vassal_ended)
+        self.forkserver = forkserver.ForkServer(self.loop, self.log, self.vassal_ended,
+                                                self.forkserver_gone)
         try:
             self.forkserver.start()
         except OSError as err:
@@ -148,6 +149,17 @@ class Emperor:
             self.forkserver = None
             raise OSError(f"fork-server gone: {err}") from None
         return Child(pid=pid, pidfd=pidfd, started=self.loop.clock())
+
+    def forkserver_gone(self, reason: str) -> None:
+        """The fork-server died (killed, crashed). Its vassals died with it (PDEATHSIG), and
+        nobody can tell us how: they end as if SIGKILLed, and start again as new processes."""
+        self.log(f"[emperor] the fork-server is gone ({reason}): its vassals died with it; "
+                 f"vassals start as new processes from now on")
+        server, self.forkserver = self.forkserver, None
+        server.close()
+        for vassal in list(self.by_pid.values()):
+            if vassal.forked:
+                vassal.ended(signal.SIGKILL)
 
     def vassal_ended(self, pid: int, status: int) -> None:
         """The fork-server reaped one of its vassals."""
@@ -485,8 +497,9 @@ class Emperor:
             self.notify_socket.close()
         if self.stats_socket is not None:
             self.stats_socket.close()
+            from nsuwsgi.stats import is_unix
             stats = self.config["emperor-stats"]
-            if "/" in stats:
+            if is_unix(stats):
                 linux.unlink_quietly(stats)
         self.systemd.close()
         self.loop.close()
@@ -524,7 +537,6 @@ class InheritedSocket:
         self.sock = sock
         self.address = address
         self.owner: str | None = None   # the vassal that uses it
-
 
 
 def wrapper_argv(value: str | None) -> list[str]:

@@ -54,10 +54,11 @@ class ForkServerGone(Exception):
 class ForkServer:
     """The Emperor's side: start the server, ask it for vassals, hear when they end."""
 
-    def __init__(self, loop, log, on_exit):
+    def __init__(self, loop, log, on_exit, on_gone):
         self.loop = loop
         self.log = log
         self.on_exit = on_exit              # called with (pid, wait status)
+        self.on_gone = on_gone              # called with the reason, if the server dies
         self.sock: socket.socket | None = None
         self.child = None
 
@@ -92,6 +93,11 @@ class ForkServer:
             raise ForkServerGone(str(err)) from None
         while True:                          # exits may arrive before our answer
             words, pidfds = self._receive(blocking=True)
+            if words[0] == "exit":
+                # Reported from the loop once we have returned: on_exit may respawn a vassal,
+                # and a spawn() nested in this one would take our answer as its own.
+                self.loop.call_later(0, lambda pid=int(words[1]), status=int(words[2]):
+                                     self.on_exit(pid, status))
             if words[0] == "spawned":
                 for extra in pidfds[1:]:
                     os.close(extra)
@@ -105,11 +111,17 @@ class ForkServer:
 
     def _readable(self) -> None:
         while True:
-            words, fds = self._receive(blocking=False)
+            try:
+                words, fds = self._receive(blocking=False)
+            except ForkServerGone as err:
+                self.on_gone(str(err))
+                return
             for fd in fds:                  # only a "spawned" answer carries one
                 os.close(fd)
             if not words:
                 return
+            if words[0] == "exit":
+                self.on_exit(int(words[1]), int(words[2]))
 
     def _receive(self, blocking: bool) -> tuple[list[str], list[int]]:
         self.sock.settimeout(10.0 if blocking else 0.0)
@@ -126,10 +138,7 @@ class ForkServer:
                 os.close(fd)
             self.loop.remove_reader(self.sock)
             raise ForkServerGone("the fork-server ended")
-        words = data.decode().split()
-        if words[0] == "exit":
-            self.on_exit(int(words[1]), int(words[2]))
-        return words, fds
+        return data.decode().split(), fds
 
     def close(self) -> None:
         """The fork-server sees EOF and exits; the Emperor reaps it."""
@@ -203,45 +212,38 @@ def warm_up(rounds: int = WARM_UP_ROUNDS) -> bool:
     checks that it runs to the end).
     """
     from nsuwsgi.config import load_config
-    from nsuwsgi.errors import ConfigErrors, UserError
-    try:
-        fd = os.memfd_create("nsuwsgi-warm-up")
-    except OSError:
+    from nsuwsgi.server.apps import load_app
+    if run_from_memfd(WARM_UP_CONFIG, rounds,
+                      lambda path: load_config(["--ini", path], {}, "/")) is None:
         return False
+    before = set(sys.modules)
     try:
-        os.write(fd, WARM_UP_CONFIG)
-        for _ in range(rounds):
-            load_config(["--ini", f"/proc/self/fd/{fd}"], {}, "/")
-    except (ConfigErrors, UserError, OSError):
-        return False
-    finally:
-        os.close(fd)
-    app = warm_up_app(rounds)
+        app = run_from_memfd(WARM_UP_APP, rounds,
+                             lambda path: load_app("wsgi-file", path, kind="file"))
+    finally:            # the app's module (not what it imported): no vassal sees it
+        for name in set(sys.modules) - before:
+            if name.startswith("uwsgi_file_"):
+                del sys.modules[name]
     return app is not None and warm_up_requests(app, rounds)
 
 
-def warm_up_app(rounds: int):
-    """Load a made-up wsgi-file (from a memfd) as a worker does; its `application`, or None.
-    The module is forgotten afterwards: no vassal sees it in sys.modules."""
-    from nsuwsgi.server.apps import load_app
-    before = set(sys.modules)
-    app = None
+def run_from_memfd(data: bytes, rounds: int, load):
+    """`load(path)` `rounds` times on a memfd holding `data`; its last result, or None if
+    anything failed (only an optimisation: never fail for it)."""
     try:
-        fd = os.memfd_create("nsuwsgi-warm-up-app")
+        fd = os.memfd_create("nsuwsgi-warm-up")
     except OSError:
         return None
+    result = None
     try:
-        os.write(fd, WARM_UP_APP)
+        os.write(fd, data)
         for _ in range(rounds):
-            app = load_app("wsgi-file", f"/proc/self/fd/{fd}", kind="file")
-    except Exception:       # noqa: BLE001 - only an optimisation: never fail for it
+            result = load(f"/proc/self/fd/{fd}")
+    except Exception:       # noqa: BLE001
         return None
     finally:
         os.close(fd)
-        for name in set(sys.modules) - before:
-            if name.startswith("uwsgi_file_"):     # the app's module, not what it imported
-                del sys.modules[name]
-    return app
+    return result
 
 
 def warm_up_requests(app, rounds: int) -> bool:

@@ -141,7 +141,7 @@ def scan_dir(path: str, warnings: list[str]) -> list[VassalFile]:
         with os.scandir(path) as entries:
             for entry in entries:
                 name = entry.name
-                if name.endswith(EXTENSIONS) and not name.startswith("."):
+                if is_vassal_name(name):
                     try:
                         link = entry.stat(follow_symlinks=False)
                     except OSError:         # gone since the listing

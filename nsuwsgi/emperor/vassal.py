@@ -41,6 +41,7 @@ class Vassal:
                                        cap=max(cfg["emperor-max-throttle"], 1) / 1000.0,
                                        stable_after=1.0, broken_after=4))
         self.child = None                   # spawn.Child of the running vassal
+        self.forked = False                 # its child is the fork-server's, not ours
         self.timer = None
         self.change_timer = None            # a change waits for the first READY (READY_GRACE)
         self.removed = False                # its file is gone: forget it once stopped
@@ -201,7 +202,8 @@ class Vassal:
         self.last_heartbeat = 0.0
         spec = self.process_spec()
         try:
-            if self.host.forkserver is not None and spec.jail is None:
+            self.forked = self.host.forkserver is not None and spec.jail is None
+            if self.forked:
                 self.child = self.host.fork_vassal(spec)    # the exit comes from the server
             else:
                 self.child = spawn(spec, self.host.loop.clock())
@@ -221,14 +223,10 @@ class Vassal:
     def process_spec(self) -> ProcessSpec:
         cfg = self.host.config
         uid, gid = self.host.vassal_owner(self)
-        env = dict(os.environ)
+        env = dict(os.environ)      # the Emperor took NOTIFY_*, WATCHDOG_* and LISTEN_* out
         env["NOTIFY_SOCKET"] = self.host.notify_address
         if cfg["emperor-required-heartbeat"]:
             env["WATCHDOG_USEC"] = str(cfg["emperor-required-heartbeat"] * 1_000_000)
-        else:
-            env.pop("WATCHDOG_USEC", None)
-        for name in ("WATCHDOG_PID", "LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES"):
-            env.pop(name, None)
         env["UWSGI_VASSAL_NAME"] = self.name
         argv = vassal_argv(self.host.wrapper, cfg, os.path.abspath(self.file.path))
         return ProcessSpec(

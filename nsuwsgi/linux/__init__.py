@@ -264,16 +264,3 @@ def interface_up(name: str) -> None:
         flags = struct.unpack("16sH14x", fcntl.ioctl(sock, SIOCGIFFLAGS, request))[1]
         fcntl.ioctl(sock, SIOCSIFFLAGS, struct.pack("16sH14x", name.encode(), flags | IFF_UP))
 
-
-# linux.mount, linux.unshare...: these calls now live in linux.syscalls (see the docstring).
-# The old spelling still works for code that runs where that module was imported up front.
-_MOVED_TO_SYSCALLS = {"libc", "unshare", "setns", "mount", "umount2", "pivot_root",
-                      "sethostname", "clear_ambient", "set_capabilities",
-                      "deny_keyring_syscalls"}
-
-
-def __getattr__(name: str):
-    if name in _MOVED_TO_SYSCALLS:
-        from nsuwsgi.linux import syscalls
-        return getattr(syscalls, name)
-    raise AttributeError(f"module 'nsuwsgi.linux' has no attribute '{name}'")

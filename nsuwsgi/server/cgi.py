@@ -75,10 +75,10 @@ import tempfile
 import time
 from dataclasses import dataclass
 from http import HTTPStatus
-from urllib.parse import unquote_to_bytes
 
 from nsuwsgi import __version__, linux
 from nsuwsgi.server.apps import AppLoadError
+from nsuwsgi.server.wsgi import unquote_to_bytes     # urllib.parse's, without its imports
 from nsuwsgi.spawn import SpawnError, resolve_executable, spawn
 from nsuwsgi.spec import ProcessSpec
 
@@ -473,11 +473,11 @@ class _Run:
             os.close(in_w)
             raise
         try:
-            spec = dict(argv=self.argv, executable=self.executable, env=self.env,
-                        cwd=self.cwd, stdout_fd=out_w, new_session=True,
-                        pdeathsig=signal.SIGKILL)
+            spec = ProcessSpec(argv=self.argv, executable=self.executable, env=self.env,
+                               cwd=self.cwd, stdin_fd=in_r, stdin_devnull=False,
+                               stdout_fd=out_w, new_session=True, pdeathsig=signal.SIGKILL)
             now = time.monotonic()
-            self.child = _spawn_with_stdin(spec, in_r, now)
+            self.child = spawn(spec, now)
             self.deadline = now + self.timeout
         except BaseException:
             for fd in (in_w, out_r):
@@ -627,11 +627,6 @@ class _Run:
             os.close(self.child.pidfd)
             self.child.pidfd = -1
         return status
-
-
-def _spawn_with_stdin(spec: dict, stdin_fd: int, now: float):
-    """spawn() with `stdin_fd` as the child's fd 0."""
-    return spawn(ProcessSpec(**spec, stdin_fd=stdin_fd, stdin_devnull=False), now)
 
 
 class _Body:

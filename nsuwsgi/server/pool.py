@@ -202,12 +202,11 @@ class Pool:
         for worker in self.workers:
             worker.start()
 
-    def fresh(self) -> "Pool":
+    def fresh(self) -> None:
         """Going cheap: these workers stop; the next ones come from a new generation."""
         self.generation += 1
         self.retiring += self.workers
         self.workers = self._generation()
-        return self
 
     def stop(self, graceful: bool) -> None:
         for worker in self.workers + self.retiring:
@@ -231,12 +230,11 @@ class Pool:
 
     def reload(self) -> None:
         """A fresh generation first, then the old one finishes its requests and leaves."""
-        self.generation += 1
-        old, self.workers = self.workers, self._generation()
+        old = self.workers
+        self.fresh()
         self.start()
         for worker in old:
             worker.stop(graceful=True)
-        self.retiring += old
 
     @property
     def stopped(self) -> bool:

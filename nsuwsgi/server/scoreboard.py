@@ -51,9 +51,11 @@ class SlotWriter:
         self.requests, self.total, self.started = 0, 0.0, 0.0
         self.exceptions = self.tx = 0
 
-    def begin(self) -> None:
-        self.started = time.monotonic()
-        STARTED.pack_into(self.memory, self.offset + STARTED_AT, self.started)
+    def begin(self) -> float:
+        """The request starts; returns its monotonic start (the worker's log reuses it)."""
+        self.started = started = time.monotonic()
+        STARTED.pack_into(self.memory, self.offset + STARTED_AT, started)
+        return started
 
     def end(self, sent: int) -> None:
         """The request is over; `sent`: the bytes its response put on the wire."""

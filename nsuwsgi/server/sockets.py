@@ -16,10 +16,10 @@ import stat
 import sys
 from nsuwsgi.errors import ValueProblem
 from nsuwsgi.records import Frozen, set_field
+from nsuwsgi.systemd import listen_fds
 
 HTTP = "http"
 UWSGI = "uwsgi"
-SD_LISTEN_FDS_START = 3
 
 
 class SocketSpec(Frozen):
@@ -161,25 +161,14 @@ def listen_queue(sock: socket.socket) -> tuple[int, int]:
 
 
 def systemd_sockets(environ, protocol: str | None) -> list[tuple[socket.socket, str]]:
-    """Sockets passed by systemd socket activation; clears LISTEN_* as uWSGI does."""
-    if environ.get("LISTEN_PID") != str(os.getpid()) or not environ.get("LISTEN_FDS"):
-        if "LISTEN_FDS" in environ:
-            _forget_listen_env(environ)
-        return []
-    count = int(environ["LISTEN_FDS"])
-    _forget_listen_env(environ)
+    """Sockets passed by systemd socket activation (systemd.listen_fds: LISTEN_PID checked,
+    close-on-exec); clears LISTEN_* as uWSGI does."""
     found = []
-    for fd in range(SD_LISTEN_FDS_START, SD_LISTEN_FDS_START + count):
+    for fd, _ in listen_fds(environ):
         sock = socket.socket(fileno=fd)
-        sock.set_inheritable(False)
         sock.setblocking(False)
         found.append((sock, protocol or UWSGI))
     return found
-
-
-def _forget_listen_env(environ) -> None:
-    for name in ("LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES"):
-        environ.pop(name, None)
 
 
 def parse_chown(text: str) -> tuple[int, int]:

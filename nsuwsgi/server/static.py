@@ -29,9 +29,9 @@ from __future__ import annotations
 import mimetypes
 import os
 import stat
-from email.utils import formatdate, mktime_tz, parsedate_tz
+from email.utils import mktime_tz, parsedate_tz
 
-from nsuwsgi.server.wsgi import FileWrapper
+from nsuwsgi.server.wsgi import FileWrapper, http_date
 
 __all__ = ["StaticMap", "parse_static_map"]
 
@@ -61,7 +61,7 @@ def _content_type(path: bytes) -> str:
     return ctype
 
 
-def _http_date(text: str) -> int | None:
+def _parse_http_date(text: str) -> int | None:
     try:
         parsed = parsedate_tz(text)
         return None if parsed is None else mktime_tz(parsed)
@@ -147,10 +147,10 @@ class StaticMap:
                 f.close()
                 return None
             mtime = int(st.st_mtime)
-            last_modified = formatdate(mtime, usegmt=True)
+            last_modified = http_date(mtime)
             since = environ.get("HTTP_IF_MODIFIED_SINCE")
             if since:
-                when = _http_date(since)
+                when = _parse_http_date(since)
                 if when is not None and mtime <= when:
                     f.close()
                     start_response("304 Not Modified", [("Last-Modified", last_modified)])

@@ -83,6 +83,7 @@ class Worker:
         self.selector = selectors.DefaultSelector()
         self.app = None
         self.response = None                # the response being written, for _graceful
+        self.servers = {}                   # listener -> (SERVER_NAME, SERVER_PORT)
         self.pid = os.getpid()
 
     # ---- setup
@@ -113,6 +114,7 @@ class Worker:
         self.selector.register(wake_r, selectors.EVENT_READ, None)
         for sock, protocol in self.listeners:
             self.selector.register(sock, selectors.EVENT_READ, protocol)
+            self.servers[sock] = _server_name(sock)
         try:
             self.serve()
         except Stop:
@@ -154,9 +156,8 @@ class Worker:
         sock.settimeout(REQUEST_TIMEOUT)
         if sock.family != socket.AF_UNIX:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        server = listener.getsockname()
-        server = (server[0], str(server[1])) if isinstance(server, tuple) else ("", "")
-        self.serve_connection(Connection(sock, protocol, self.limits, server, peer))
+        self.serve_connection(Connection(sock, protocol, self.limits, self.servers[listener],
+                                         peer))
 
     def serve_connection(self, conn: Connection) -> None:
         """Serve every request the connection has ready; park it or close it afterwards."""
@@ -232,8 +233,7 @@ class Worker:
     # ---- one request
 
     def handle(self, conn: Connection, head: Head) -> bool:
-        started = time.monotonic()
-        self.slot.begin()
+        started = self.slot.begin()
         body = BodyReader(self._body_source(conn),
                           self._send_continue(conn) if head.expect_continue else None)
         environ = environ_from(conn.base, head, body)
@@ -247,7 +247,7 @@ class Worker:
         self.served += 1
         self.slot.end(response.sent + response.head_size)
         if keep:
-            keep = self._skip_unread_body(conn, body)
+            keep = self._skip_unread_body(body)
         if self.log_requests:
             self.log_request(conn, environ, response, started)
         return keep
@@ -274,14 +274,18 @@ class Worker:
         return send
 
     @staticmethod
-    def _skip_unread_body(conn: Connection, body: BodyReader) -> bool:
-        """The app did not read the whole body: drain it so the next request parses."""
+    def _skip_unread_body(body: BodyReader) -> bool:
+        """The app did not read the whole body: drain it so the next request parses.
+
+        A client still waiting for `100 Continue` has not sent the body, and a 100 now would
+        follow the final response: close the connection instead.
+        """
+        if body.continue_pending:
+            return False
         try:
-            while body.read(RECV):
-                pass
+            return body.drain()
         except (ClientGone, OSError, BadRequest):
             return False
-        return True
 
     def log_request(self, conn: Connection, environ: dict, response, started: float) -> None:
         ms = int((time.monotonic() - started) * 1000)
@@ -324,6 +328,12 @@ def _close(sock) -> None:
         sock.close()
     except OSError:
         pass
+
+
+def _server_name(listener) -> tuple[str, str]:
+    """A listener's (SERVER_NAME, SERVER_PORT), once per worker, not a syscall per accept."""
+    name = listener.getsockname()
+    return (name[0], str(name[1])) if isinstance(name, tuple) else ("", "")
 
 
 def _peer(conn: Connection) -> str:

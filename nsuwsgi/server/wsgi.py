@@ -97,6 +97,11 @@ class BodyReader:
         return chunk if type(chunk) is bytes else bytes(chunk)
 
     @property
+    def continue_pending(self) -> bool:
+        """The client waits for `100 Continue`, not sent yet: it has not sent the body."""
+        return self._expect is not None
+
+    @property
     def exhausted(self) -> bool:
         """True once the end of the body was seen and everything was consumed."""
         return self._eof and self._pos >= len(self._buf)
