@@ -9,6 +9,9 @@ table is the single source for the troubleshooting docs.
 from __future__ import annotations
 
 import errno
+import io
+import sys
+
 from nsuwsgi.records import Frozen, set_field
 
 EXIT_OK = 0
@@ -107,3 +110,24 @@ class JailError(Exception):
     def __init__(self, stage: str, err: int, detail: str):
         super().__init__(f"{stage}:{errno.errorcode.get(err, err)}:{detail}")
         self.stage, self.errno, self.detail = stage, err, detail
+
+
+def format_traceback(exc: BaseException, tb=None) -> str:
+    """`exc`'s traceback as text (from `tb` on, if given), as Python prints it at exit.
+
+    CPython's own printer (sys.__excepthook__, written in C) does the work, into a buffer:
+    an error path then needs no import. After a jail or a privilege drop the stdlib may be
+    out of reach, and the traceback module (with linecache, tokenize and textwrap) was
+    ~2.5 ms of every jailed cold start when it had to be imported up front.
+    """
+    buffer = io.StringIO()
+    saved, sys.stderr = sys.stderr, buffer
+    whole = exc.__traceback__
+    if tb is not None:
+        exc.__traceback__ = tb          # the printer reads it from the exception
+    try:
+        sys.__excepthook__(type(exc), exc, exc.__traceback__)
+    finally:
+        sys.stderr = saved
+        exc.__traceback__ = whole
+    return buffer.getvalue()

@@ -17,6 +17,7 @@ PDEATHSIG takes init down and the kernel kills everything in the PID namespace.
 
 from __future__ import annotations
 
+import gc
 import os
 import signal
 import socket
@@ -41,6 +42,7 @@ def run_instance(config: Config, reload_config: Callable[[], Config]) -> int:
     if config["emperor"]:
         return run_emperor(config, log)
     import_what_config_needs(config)
+    gc.freeze()     # the code just imported lives as long as the process: never collected
     try:
         run_hooks(config, "asap", log)
         if jail_spec(config) is None:
@@ -145,7 +147,12 @@ class Keeper:
                            stdin_devnull=True, pass_fds=tuple(keep), new_session=True,
                            pdeathsig=int(signal.SIGKILL),
                            jail=jail_plan(self.jail).replace(relay_to_group=False), run=inside,
-                           host_setup=self._host_side)
+                           host_setup=self._host_side if self._host_has_work() else None)
+
+    def _host_has_work(self) -> bool:
+        """Without post-jail hooks or a veth the jail need not wait for the keeper."""
+        return self.jail.veth is not None or any(h.phase == "post-jail"
+                                                 for h in self.config.hooks)
 
     def _wait(self) -> int:
         loop = Loop()

@@ -685,13 +685,9 @@ def modules_needed(config: Config) -> list[str]:
     jailed = jail_spec(config) is not None
     if jailed:
         needed += ["nsuwsgi.jail.plan", "nsuwsgi.jail.apply", "nsuwsgi.jail.init",
-                   "nsuwsgi.linux.syscalls",
-                   "json"]          # options.decode_config: a reload inside the jail
+                   "nsuwsgi.linux.syscalls"]
         if config["namespace-net-veth"]:
-            needed.append("ipaddress")  # options.parse_veth, run again by that reload
-    if jailed or config["uid"] is not None or config["gid"] is not None:
-        # Error paths a plain instance imports when they happen (wsgi._format_exc, apps).
-        needed.append("traceback")
+            needed.append("ipaddress")  # options.parse_veth, run again by a reload in the jail
     if config["stats"]:
         needed.append("nsuwsgi.stats")
     if config["cgi"]:

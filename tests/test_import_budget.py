@@ -4,8 +4,9 @@ imported by `import_what_config_needs`, before any jail, for configs that use th
 
 START_COSTS are modules a plain instance does without because importing them was a measured
 part of its cold start: ctypes and python-prctl's Python wrapper (the jail's libc calls live in
-nsuwsgi.linux.syscalls), json (only a jailed instance's keeper and master exchange JSON),
-traceback (an error path; textwrap comes with it) and http (an enum of every status). dataclasses
+nsuwsgi.linux.syscalls), json (a jailed instance's keeper and master exchange marshal data),
+traceback (errors.format_traceback prints with CPython's C printer; textwrap came with it) and
+http (an enum of every status). dataclasses
 (inspect, ast and an exec per class: records.py replaces it). (typing would belong here too,
 but httptools imports it.)"""
 
@@ -53,13 +54,27 @@ def test_a_config_that_uses_a_part_imports_it_up_front():
         assert name in loaded
 
 
-def test_a_config_that_drops_privileges_imports_the_error_paths_up_front():
-    loaded = loaded_after(
-        "from nsuwsgi.config import load_config\n"
-        "from nsuwsgi.master import import_what_config_needs\n"
-        "c = load_config(['--http-socket', '127.0.0.1:0', '--uid', '0'], {}, '/')\n"
-        "import_what_config_needs(c)")
-    assert "traceback" in loaded
+def test_an_app_error_is_reported_with_its_traceback_when_the_stdlib_is_out_of_reach(tmp_path):
+    """After a jail or a privilege drop the traceback module may not be importable: an app's
+    error must still reach the log with its frames and source lines."""
+    app = tmp_path / "broken.py"
+    app.write_text("def helper(d):\n    return d['missing']\n\nhelper({})\n")
+    probe = ("import sys\n"
+             "for name in ('traceback', 'linecache', 'tokenize', 'textwrap'):\n"
+             "    sys.modules[name] = None        # an import of them now fails\n"
+             "from nsuwsgi.server.apps import AppLoadError, load_app\n"
+             "try:\n"
+             f"    load_app('wsgi-file', {str(app)!r}, kind='file')\n"
+             "except AppLoadError as err:\n"
+             "    print(str(err))\n"
+             "    print(err.traceback)\n")
+    out = subprocess.run([PYTHON, "-c", probe], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert "raised KeyError: 'missing'" in out.stdout
+    assert f'File "{app}", line 4, in <module>' in out.stdout
+    assert f'File "{app}", line 2, in helper' in out.stdout
+    assert "    return d['missing']" in out.stdout
+    assert "nsuwsgi/server/apps.py" not in out.stdout      # trimmed to the app's own frames
 
 
 def test_the_jail_code_and_what_a_jailed_master_needs_are_listed():
@@ -69,9 +84,9 @@ def test_the_jail_code_and_what_a_jailed_master_needs_are_listed():
 
     config = Config({"unshare": (Setting(0x20000000, None),)})      # unshare = pid
     needed = modules_needed(config)
-    for name in ("nsuwsgi.jail.apply", "nsuwsgi.jail.init", "nsuwsgi.linux.syscalls", "json",
-                 "traceback"):
+    for name in ("nsuwsgi.jail.apply", "nsuwsgi.jail.init", "nsuwsgi.linux.syscalls"):
         assert name in needed
+    assert "json" not in needed and "traceback" not in needed
 
 
 def test_the_jail_code_does_not_bring_dataclasses_back():

@@ -554,3 +554,22 @@ def test_help_does_not_offer_refused_options():
     text = options.help_text()
     for name in ("--emperor-broodlord", "--hook-as-vassal", "--legion"):
         assert name not in text.split()
+
+
+def test_the_keepers_config_message_round_trips_with_origins(tmp_path):
+    """encode_config/decode_config: what a jailed master rebuilds on reload is what the keeper
+    read, option by option, with each value's file and line."""
+    from nsuwsgi.config import load_config
+    from nsuwsgi.options import decode_config, encode_config
+    ini = tmp_path / "app.ini"
+    ini.write_text("[uwsgi]\nset-placeholder = greeting=hello\nhttp-socket = 127.0.0.1:0\n"
+                   "env = GREETING=%(greeting)\nprocesses = 3\nuid = 0\n")
+    sent = load_config(["--ini", str(ini), "--harakiri", "7"], {}, str(tmp_path))
+    got = decode_config(encode_config(sent))
+    assert got["processes"] == 3 and got["harakiri"] == 7 and got["uid"] == 0
+    assert got["env"] == (("GREETING", "hello"),)
+    assert got.placeholders == sent.placeholders
+    assert got.files == sent.files
+    assert got.origin("processes") == sent.origin("processes")
+    assert got.origin("processes").line == 5
+    assert got.origin("harakiri").source == "command line"

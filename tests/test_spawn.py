@@ -299,6 +299,54 @@ def test_stdin_is_inherited_when_asked(tmp_path):
             os.close(fd)
 
 
+def test_a_python_payload_never_collects_what_it_inherited(tmp_path):
+    """A socket in a garbage cycle of the parent must not close, in a forked Python payload,
+    the file the payload has under the same fd number by then: spawn freezes what the child
+    inherits, so the child's collections never reach it."""
+    import gc
+    import socket
+    was_enabled = gc.isenabled()
+    gc.disable()                        # the cycle must survive until the fork
+    try:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        cycle = [sock]
+        cycle.append(cycle)
+        number = sock.fileno()
+        del sock, cycle                 # garbage now, still open: only a collection closes it
+        out = tmp_path / "written"
+
+        def payload() -> int:           # runs in the child
+            fd = os.open(out, os.O_WRONLY | os.O_CREAT, 0o600)
+            os.dup2(fd, number)         # the child's own file, under the inherited number
+            gc.collect()
+            try:
+                os.write(number, b"still open")
+            except OSError:
+                return 3
+            return 0
+
+        child = spawn(ProcessSpec(argv=("payload",), executable="", env=(), run=payload),
+                      now=time.monotonic())
+        OWNED.add(child.pid)
+        result = wait_exit(child)
+    finally:
+        gc.collect()                    # the parent's own garbage socket closes here
+        if was_enabled:
+            gc.enable()
+    assert (result.si_code, result.si_status) == (os.CLD_EXITED, 0)
+    assert out.read_bytes() == b"still open"
+
+
+def test_spawn_leaves_the_parents_collector_as_it_found_it():
+    import gc
+    assert gc.isenabled()
+    child = spawn(ProcessSpec(argv=("payload",), executable="", env=(), run=lambda: 0),
+                  now=time.monotonic())
+    OWNED.add(child.pid)
+    assert gc.isenabled()
+    assert exited_ok(wait_exit(child))
+
+
 # --------------------------------------------------------------------------- session, signals, env
 
 

@@ -318,10 +318,12 @@ def vassal_spec(request: dict, stdin_fd: int | None) -> ProcessSpec:
 
 def run_vassal(env: dict[str, str], args: list[str]) -> int:
     """In the forked child, as the vassal's user, in its directory: `nsuwsgi ARGS`."""
+    # The title first: python-prctl finds the space it may overwrite by walking environ, and
+    # crashes (SIGSEGV) if environ was emptied before its first call in the process.
+    linux.set_process_title(" ".join(["nsuwsgi", *args]))     # as if exec'd, like uWSGI's
     os.environ.clear()
     os.environ.update(env)
     sys.argv = [sys.argv[0] if sys.argv else "nsuwsgi", *args]
-    linux.set_process_title(" ".join(["nsuwsgi", *args]))     # as if exec'd, like uWSGI's
     try:
         return main(args)
     except SystemExit as exc:

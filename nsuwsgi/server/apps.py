@@ -43,7 +43,7 @@ import site
 import sys
 from collections.abc import Callable
 
-from nsuwsgi.errors import UserError
+from nsuwsgi.errors import UserError, format_traceback
 from nsuwsgi.records import Frozen, set_field
 
 TYPE_CHECKING = False    # type checkers take it as True; `typing` costs ~2 ms at start
@@ -386,8 +386,7 @@ def _trimmed_traceback(exc: BaseException) -> str:
     while tb is not None and (tb.tb_frame.f_code.co_filename == __file__
                               or tb.tb_frame.f_code.co_filename.startswith("<frozen ")):
         tb = tb.tb_next
-    import traceback        # an error path; imported up front where it must be (modules_needed)
-    return "".join(traceback.format_exception(type(exc), exc, tb)).rstrip()
+    return format_traceback(exc, tb).rstrip()
 
 
 def _code_error(option: str, value: str, what: str, exc: BaseException) -> AppLoadError:

@@ -197,8 +197,8 @@ class Pool:
         return [WorkerSlot(i + 1, self, base + i) for i in range(self.processes)]
 
     def start(self) -> None:
-        gc.collect()
-        gc.freeze()         # the master's heap stays shared with every worker it forks
+        gc.collect()        # only what the master built since instance.run_instance froze
+        gc.freeze()         # the code: quick. The heap stays shared with every worker.
         for worker in self.workers:
             worker.start()
 

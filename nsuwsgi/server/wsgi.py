@@ -48,6 +48,8 @@ import stat
 import sys
 import time
 
+from nsuwsgi.errors import format_traceback
+
 __all__ = [
     "BodyReader", "FileWrapper", "Response", "ClientGone",
     "environ_base", "environ_from", "build_environ",
@@ -760,14 +762,8 @@ def _describe(environ: dict | None) -> str:
 
 
 def _format_exc() -> str:
-    """The current exception's traceback as text.
-
-    `traceback` (and the textwrap it imports) is loaded on the first app error, not by every
-    instance at start: a plain instance can still read the stdlib then. A config that drops
-    privileges or jails itself has it imported up front (master.modules_needed).
-    """
-    import traceback
-    return traceback.format_exc()
+    """The current exception's traceback as text (nothing to import: errors.format_traceback)."""
+    return format_traceback(sys.exc_info()[1])
 
 
 def on_app_exception(callback) -> None:
