@@ -17,6 +17,8 @@ import socket
 import time
 from collections.abc import Callable
 
+import _signal       # signal.signal converts to enums: pages every process touches
+
 Callback = Callable[[], None]
 
 
@@ -66,11 +68,11 @@ class Loop:
         if not self._signal_handlers:
             signal.set_wakeup_fd(self._wake_w.fileno(), warn_on_full_buffer=False)
         self._signal_handlers[signum] = handler
-        signal.signal(signum, _note_signal)
+        _signal.signal(signum, _note_signal)
 
     def close(self) -> None:
         for signum in self._signal_handlers:
-            signal.signal(signum, signal.SIG_DFL)
+            _signal.signal(signum, _signal.SIG_DFL)
         if self._signal_handlers:
             signal.set_wakeup_fd(-1)
         self.selector.close()

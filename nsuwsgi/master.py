@@ -24,6 +24,8 @@ import sys
 import time
 from collections.abc import Callable
 
+import _signal       # signal.signal converts to enums: pages every process touches
+
 from nsuwsgi import __version__, linux
 from nsuwsgi.fsm import State
 from nsuwsgi.errors import (EXIT_CONFIG, EXIT_CONTROL_DAEMON, EXIT_OK, EXIT_RUNTIME,
@@ -219,7 +221,7 @@ class Master:
 
     def run(self) -> int:
         self.loop = Loop()
-        signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+        _signal.signal(_signal.SIGPIPE, _signal.SIG_IGN)
         self.loop.on_signal(signal.SIGTERM, lambda s: self.shutdown(graceful=True))
         self.loop.on_signal(signal.SIGINT, lambda s: self.shutdown(graceful=False))
         self.loop.on_signal(signal.SIGQUIT, lambda s: self.shutdown(graceful=False))

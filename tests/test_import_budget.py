@@ -14,7 +14,7 @@ import subprocess
 
 from support import PYTHON
 
-OPTIONAL = ["yaml", "email", "urllib.parse", "difflib", "inotify_simple", "ipaddress",
+OPTIONAL = ["yaml", "email", "urllib.parse", "difflib", "ipaddress",
             "nsuwsgi.daemons", "nsuwsgi.watch", "nsuwsgi.stats", "nsuwsgi.jail.plan",
             "nsuwsgi.jail.apply", "nsuwsgi.jail.init", "nsuwsgi.jail.hooks", "nsuwsgi.jail.net",
             "nsuwsgi.server.cgi", "nsuwsgi.server.static"]

@@ -25,6 +25,7 @@ import gc
 import importlib
 import json
 import os
+import selectors
 import signal
 import socket
 import sys
@@ -206,15 +207,15 @@ def warm_up(rounds: int = WARM_UP_ROUNDS) -> bool:
     caches of the types it uses; every page written is then a private copy in every vassal.
     So the fork-server reads a made-up config (from a memfd, with the same loaders and option
     parsers a vassal master uses), loads a made-up app the way a worker loads a wsgi-file, and
-    serves made-up requests with it (with the worker's parser and WSGI code), WARM_UP_ROUNDS
-    times. Measured: about -0.5 MB per vassal (docs/architecture.md). Only an
+    serves made-up requests with it through the worker's own loop, WARM_UP_ROUNDS times. Measured: about -0.5 MB per vassal (docs/architecture.md). Only an
     optimisation: whatever fails here is skipped silently (tests/test_emperor_forkserver.py
     checks that it runs to the end).
     """
     from nsuwsgi.config import load_config
     from nsuwsgi.server.apps import load_app
-    if run_from_memfd(WARM_UP_CONFIG, rounds,
-                      lambda path: load_config(["--ini", path], {}, "/")) is None:
+    config = run_from_memfd(WARM_UP_CONFIG, rounds,
+                            lambda path: load_config(["--ini", path], {}, "/"))
+    if config is None:
         return False
     before = set(sys.modules)
     try:
@@ -224,7 +225,7 @@ def warm_up(rounds: int = WARM_UP_ROUNDS) -> bool:
         for name in set(sys.modules) - before:
             if name.startswith("uwsgi_file_"):
                 del sys.modules[name]
-    return app is not None and warm_up_requests(app, rounds)
+    return app is not None and warm_up_requests(config, app, rounds)
 
 
 def run_from_memfd(data: bytes, rounds: int, load):
@@ -246,33 +247,60 @@ def run_from_memfd(data: bytes, rounds: int, load):
     return result
 
 
-def warm_up_requests(app, rounds: int) -> bool:
-    """Serve made-up HTTP requests with `app` over a socketpair, with a worker's code."""
-    from nsuwsgi.server import worker
-    from nsuwsgi.server.events import Head, Limits
-    from nsuwsgi.server.wsgi import BodyReader, Response, call_app, environ_from
+def warm_up_requests(config, app, rounds: int) -> bool:
+    """Serve made-up HTTP requests with `app` through a worker's own loop (Worker.serve:
+    select, accept, parse, call the app, answer, park or close), on a loopback listener.
 
-    ours, theirs = socket.socketpair()
+    The requests are queued before the loop runs, and the loop ends by the max-requests path
+    after `rounds` of them; an interval timer bounds it should anything go wrong.
+    """
+    from nsuwsgi.server.scoreboard import Scoreboard
+    from nsuwsgi.server.worker import Worker, _server_name
+
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    clients: list[socket.socket] = []
+    scoreboard = Scoreboard(1)
+    previous = signal.signal(signal.SIGALRM, _warm_up_overran)
     try:
-        ours.settimeout(1.0)
-        theirs.settimeout(1.0)
-        for _ in range(rounds):
-            conn = worker.Connection(ours, "http", Limits(), ("localhost", "80"),
-                                     ("127.0.0.1", 40000))
-            theirs.sendall(b"GET /warm-up?a=1 HTTP/1.1\r\nHost: localhost\r\n"
-                           b"User-Agent: nsuwsgi\r\nAccept: */*\r\n\r\n")
-            conn.fill()
-            head = next(e for e in conn.events if type(e) is Head)
-            environ = environ_from(conn.base, head, BodyReader(lambda: b"", None))
-            response = Response.for_environ(ours, environ, keep_alive=True)
-            call_app(app, environ, response)
-            theirs.recv(65536)
-        return True
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(rounds)
+        listener.setblocking(False)
+        for n in range(rounds):             # HTTP/1.0 closes; HTTP/1.1 is parked (keep-alive)
+            client = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            clients.append(client)
+            client.settimeout(1.0)
+            client.connect(listener.getsockname())   # not create_connection: no idna codec
+            client.sendall(b"GET /warm-up?a=%d HTTP/1.%d\r\nHost: localhost\r\n"
+                           b"User-Agent: nsuwsgi\r\nAccept: */*\r\n\r\n" % (n, n % 2))
+        worker = Worker(config, [(listener, "http")], scoreboard.writer(0), 1,
+                        log=lambda line: None)
+        worker.app, worker.max_requests = app, rounds
+        worker.selector.register(listener, selectors.EVENT_READ, "http")
+        worker.servers[listener] = _server_name(listener)
+        worker.tcp.add(listener)
+        signal.setitimer(signal.ITIMER_REAL, WARM_UP_TIMEOUT)
+        worker.serve()
+        return worker.served == rounds
     except Exception:       # noqa: BLE001 - only an optimisation: never fail for it
         return False
     finally:
-        ours.close()
-        theirs.close()
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+        for client in clients:
+            client.close()
+        listener.close()
+        scoreboard.close()
+
+
+WARM_UP_TIMEOUT = 2.0       # seconds; the loop takes about a millisecond
+
+
+class WarmUpOverran(Exception):
+    pass
+
+
+def _warm_up_overran(signum, frame) -> None:
+    raise WarmUpOverran()
 
 
 def _one_request(sock: socket.socket, loop: Loop) -> None:
@@ -321,8 +349,7 @@ def run_vassal(env: dict[str, str], args: list[str]) -> int:
     # The title first: python-prctl finds the space it may overwrite by walking environ, and
     # crashes (SIGSEGV) if environ was emptied before its first call in the process.
     linux.set_process_title(" ".join(["nsuwsgi", *args]))     # as if exec'd, like uWSGI's
-    os.environ.clear()
-    os.environ.update(env)
+    replace_environ(env)
     sys.argv = [sys.argv[0] if sys.argv else "nsuwsgi", *args]
     try:
         return main(args)
@@ -331,6 +358,20 @@ def run_vassal(env: dict[str, str], args: list[str]) -> int:
     finally:
         sys.stdout.flush()
         sys.stderr.flush()
+
+
+def replace_environ(env: dict[str, str]) -> None:
+    """Make os.environ equal `env`, touching only the entries that differ.
+
+    A vassal's environment is mostly the fork-server's: clearing it all and setting it again
+    would free and re-create every inherited entry, and each page they sit on would become
+    a private copy in every vassal.
+    """
+    for name in [name for name in os.environ if name not in env]:
+        del os.environ[name]
+    for name, value in env.items():
+        if os.environ.get(name) != value:
+            os.environ[name] = value
 
 
 def _report_exits(sock) -> None:

@@ -31,14 +31,13 @@ import re
 import stat
 from typing import Iterable, Iterator, NamedTuple
 
-from inotify_simple import INotify, flags
 
-from nsuwsgi.watch import DIR_MASK   # importing nsuwsgi.watch also hands inotify_simple our libc
+from nsuwsgi.watch import DIR_MASK, IN_DELETE_SELF, IN_IGNORED, IN_ISDIR, IN_MOVE_SELF, Inotify
 
 EXTENSIONS = (".ini", ".json", ".yaml", ".yml")
 SUPPORTED_SCHEMES = ("dir", "glob")
 _SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)://")
-_SELF_EVENTS = flags.IGNORED | flags.DELETE_SELF | flags.MOVE_SELF
+_SELF_EVENTS = IN_IGNORED | IN_DELETE_SELF | IN_MOVE_SELF
 
 
 class Pattern(NamedTuple):
@@ -207,7 +206,7 @@ class Monitor:
         self.patterns = [p if isinstance(p, Pattern) else parse_pattern(p) for p in patterns]
         self.vassals: dict[str, VassalFile] = {}
         self.warnings: list[str] = []      # from the last rescan()
-        self.inotify = INotify()
+        self.inotify = Inotify()
         self._watches: dict[str, int] = {}    # absolute directory -> watch descriptor
         self._target_names: set[str] = set()  # basenames of the vassals' symlink targets
 
@@ -252,14 +251,14 @@ class Monitor:
     def dispatch(self) -> bool:
         """Drain pending events; True if one may concern a vassal (then call `rescan()`)."""
         relevant = False
-        for event in self.inotify.read(timeout=0):
+        for event in self.inotify.read():
             if event.mask & _SELF_EVENTS:    # the directory went away: re-add on rescan
                 self._forget(event.wd)
             relevant = relevant or self._relevant(event)
         return relevant
 
     def _relevant(self, event) -> bool:
-        if not event.name or event.mask & flags.ISDIR:   # self events, overflow, subdirs
+        if not event.name or event.mask & IN_ISDIR:   # self events, overflow, subdirs
             return True
         return is_vassal_name(event.name) or event.name in self._target_names
 

@@ -71,6 +71,25 @@ def sethostname(name: str) -> None:
     _check(_libc.sethostname(raw, len(raw)))
 
 
+# ---- inotify (file watching: nsuwsgi.watch)
+
+_libc.inotify_init1.argtypes = [ctypes.c_int]
+_libc.inotify_add_watch.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_uint32]
+_libc.inotify_rm_watch.argtypes = [ctypes.c_int, ctypes.c_int]
+
+
+def inotify_init1(flags: int) -> int:
+    return _check(_libc.inotify_init1(flags))
+
+
+def inotify_add_watch(fd: int, path: str, mask: int) -> int:
+    return _check(_libc.inotify_add_watch(fd, os.fsencode(path), mask))
+
+
+def inotify_rm_watch(fd: int, wd: int) -> None:
+    _check(_libc.inotify_rm_watch(fd, wd))
+
+
 # ---- ambient capabilities (the rest of the capability calls are in nsuwsgi.linux)
 
 PR_CAP_AMBIENT = 47

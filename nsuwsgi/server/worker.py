@@ -18,6 +18,8 @@ import signal
 import socket
 import time
 
+import _signal       # signal.signal converts to enums: pages every process touches
+
 from nsuwsgi.server.apps import AppLoadError, load_apps
 from nsuwsgi.server.events import BadRequest, Body, End, Head, Limits
 from nsuwsgi.server.http import HttpParser
@@ -84,6 +86,7 @@ class Worker:
         self.app = None
         self.response = None                # the response being written, for _graceful
         self.servers = {}                   # listener -> (SERVER_NAME, SERVER_PORT)
+        self.tcp = set()                    # the listeners whose connections get TCP_NODELAY
         self.pid = os.getpid()
 
     # ---- setup
@@ -93,12 +96,12 @@ class Worker:
         wake_r.setblocking(False)
         wake_w.setblocking(False)
         signal.set_wakeup_fd(wake_w.fileno(), warn_on_full_buffer=False)
-        signal.signal(signal.SIGHUP, self._graceful)
-        signal.signal(signal.SIGINT, _leave_now)
-        signal.signal(signal.SIGTERM, _leave_now)
-        signal.signal(signal.SIGPIPE, signal.SIG_IGN)
-        signal.signal(signal.SIGUSR1, signal.SIG_IGN)   # meant for the master (stats)
-        signal.signal(signal.SIGUSR2, signal.SIG_IGN)
+        _signal.signal(_signal.SIGHUP, self._graceful)
+        _signal.signal(_signal.SIGINT, _leave_now)
+        _signal.signal(_signal.SIGTERM, _leave_now)
+        _signal.signal(_signal.SIGPIPE, _signal.SIG_IGN)
+        _signal.signal(_signal.SIGUSR1, _signal.SIG_IGN)   # meant for the master (stats)
+        _signal.signal(_signal.SIGUSR2, _signal.SIG_IGN)
         on_app_exception(self.slot.exception)          # stats: the worker's EXC column
         try:
             if self.config["cgi"]:
@@ -115,6 +118,8 @@ class Worker:
         for sock, protocol in self.listeners:
             self.selector.register(sock, selectors.EVENT_READ, protocol)
             self.servers[sock] = _server_name(sock)
+            if sock.family != socket.AF_UNIX:       # read once: it converts to an enum
+                self.tcp.add(sock)
         try:
             self.serve()
         except Stop:
@@ -154,7 +159,7 @@ class Worker:
         except (BlockingIOError, InterruptedError, ConnectionAbortedError):
             return                      # another worker took it
         sock.settimeout(REQUEST_TIMEOUT)
-        if sock.family != socket.AF_UNIX:
+        if listener in self.tcp:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.serve_connection(Connection(sock, protocol, self.limits, self.servers[listener],
                                          peer))
