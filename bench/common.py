@@ -72,6 +72,8 @@ class Processes:
                 os.kill(proc.pid, entry[1])
             except ProcessLookupError:
                 pass
+            if entry[1] == signal.SIGKILL:      # no grace asked for: the family goes too
+                kill_pids(family)
             try:
                 proc.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
