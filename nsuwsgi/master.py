@@ -82,6 +82,7 @@ class Master:
         self.cheap = False                   # no worker until the next connection
         self.last_activity = time.monotonic()
         self.requests_seen = 0
+        self.check_timer = None             # the once-a-second worker check, while needed
         self.stopping = False
         self.exit_code = EXIT_OK
         self.started = time.time()
@@ -291,8 +292,7 @@ class Master:
             self.go_cheap()
         else:
             self.pool.start()
-        if self.config["harakiri"] or self.config["idle"] or self.config["reload-on-rss"]:
-            self.loop.call_later(1.0, self._check_workers)
+        self._schedule_checks()
 
     def go_cheap(self) -> None:
         """No worker until a client connects (cheap); the master watches the sockets."""
@@ -324,9 +324,19 @@ class Master:
         return run_worker(self.config, self.listeners, self.scoreboard.writer(slot), index,
                           self.log)
 
+    def _checks_needed(self) -> bool:
+        return bool(self.config["harakiri"] or self.config["idle"] or
+                    self.config["reload-on-rss"])
+
+    def _schedule_checks(self) -> None:
+        """Check the workers once a second while harakiri, idle or reload-on-rss is set; a
+        reload may set one, or unset the last."""
+        if self.check_timer is None and self.pool is not None and self._checks_needed():
+            self.check_timer = self.loop.call_later(1.0, self._check_workers)
+
     def _check_workers(self) -> None:
-        """Once a second, only when harakiri, idle or reload-on-rss is set."""
-        if self.stopping or self.pool is None:
+        self.check_timer = None
+        if self.stopping or self.pool is None or not self._checks_needed():
             return
         now = time.monotonic()
         busy = False
@@ -342,7 +352,7 @@ class Master:
         idle = self.config["idle"]
         if idle and not self.cheap and now - self.last_activity > idle:
             self._idle()
-        self.loop.call_later(1.0, self._check_workers)
+        self._schedule_checks()
 
     def _harakiri(self, worker, busy_since: float, now: float) -> None:
         limit = self.config["harakiri"]
@@ -427,6 +437,9 @@ class Master:
         for name in RESTART_ONLY:
             if new[name] != self.config[name]:
                 self.log(f"[nsuwsgi] '{name}' changed; it takes effect when nsuwsgi restarts")
+        if self.pool is None and serves_an_app(new) and not serves_an_app(self.config):
+            self.log("[nsuwsgi] an app was added; its sockets are bound and its workers "
+                     "started when nsuwsgi restarts")
         for name, _ in self.config["env"]:
             os.environ.pop(name, None)
         for name, value in new["env"]:
@@ -439,6 +452,8 @@ class Master:
             self._resize_pool(max(1, new["processes"]))
             if not self.cheap:
                 self.pool.reload()      # workers load the app after fork: a new generation
+            self.last_activity = time.monotonic()   # a new generation: `idle` counts anew
+            self._schedule_checks()
         self.systemd.ready(status=self.status_text())
 
     def _resize_pool(self, processes: int) -> None:

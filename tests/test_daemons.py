@@ -202,6 +202,26 @@ def test_reload_applies_the_new_config_and_refuses_a_broken_one(nsuwsgi, tmp_pat
     assert [d["pid"] for d in inst.stats()["daemons"]] == [kept_pid, added["pid"]]
 
 
+def test_a_reload_that_adds_an_app_says_it_needs_a_restart(nsuwsgi, tmp_path):
+    """Sockets are bound at start (as root, outside any jail): a reload cannot add them."""
+    keep = tmp_path / "keep.log"
+    ini = tmp_path / "app.ini"
+    line = f"attach-daemon2 = cmd={sigdaemon(keep)},reloadsignal=SIGUSR1\n"
+    ini.write_text("[uwsgi]\n" + line)
+    inst = nsuwsgi("--ini", str(ini))
+    inst.ready()
+    pid = inst.wait_running(0)
+    wait_started(keep)                  # its SIGUSR1 handler is in place
+    app = tmp_path / "app.py"
+    app.write_text("def application(e, s):\n    s('200 OK', [])\n    return [b'']\n")
+    ini.write_text("[uwsgi]\n" + line + f"http-socket = 127.0.0.1:0\nwsgi-file = {app}\n")
+    inst.signal(signal.SIGHUP)
+    inst.wait_log("an app was added; its sockets are bound and its workers started when "
+                  "nsuwsgi restarts")
+    assert "'http-socket' changed; it takes effect when nsuwsgi restarts" in inst.log()
+    assert [d["pid"] for d in inst.stats()["daemons"]] == [pid]
+
+
 # ---------------------------------------------------------------- control, touch, chdir, stdin
 
 def test_control_daemon_death_ends_the_instance(nsuwsgi, tmp_path):

@@ -197,6 +197,39 @@ def test_harakiri_kills_a_stuck_request_and_the_worker_is_replaced(nsuwsgi, tmp_
     assert worker["harakiri_count"] == 1 and worker["respawn_count"] == 2
 
 
+def start_from_ini(nsuwsgi, tmp_path, extra: str):
+    """An ECHO server from an ini file that a test rewrites and reloads: (instance, ini path,
+    socket path, the ini's fixed lines)."""
+    ini = tmp_path / "app.ini"
+    inst = nsuwsgi("--master")
+    inst.cleanup()
+    os.makedirs(inst.sockdir, exist_ok=True)
+    path = os.path.join(inst.sockdir, "app.sock")
+    base = f"[uwsgi]\nhttp-socket = {path}\nwsgi-file = {app_file(tmp_path, ECHO)}\n"
+    ini.write_text(base + extra)
+    inst = nsuwsgi("--ini", str(ini))
+    inst.ready()
+    return inst, ini, path, base
+
+
+def test_harakiri_set_by_a_reload_is_enforced(nsuwsgi, tmp_path):
+    """The worker check runs only while harakiri, idle or reload-on-rss is set: a reload that
+    sets one must start it."""
+    inst, ini, path, base = start_from_ini(nsuwsgi, tmp_path, "")
+    first = wait_for(lambda: inst.stats()["workers"][0]["pid"] > 0 and
+                     inst.stats()["workers"][0]["pid"], 10, "a worker")
+    ini.write_text(base + "harakiri = 1\n")
+    inst.signal(signal.SIGHUP)
+    second = wait_for(lambda: inst.stats()["workers"][0]["pid"] not in (-1, first) and
+                      inst.stats()["workers"][0]["pid"], 10, "the reloaded generation")
+    with connect(path) as sock:
+        sock.sendall(b"GET /sleep?30 HTTP/1.0\r\n\r\n")
+        assert sock.recv(100) == b"", "the stuck worker was killed: the connection drops"
+    inst.wait_log("HARAKIRI ON WORKER 1")
+    wait_for(lambda: inst.stats()["workers"][0]["pid"] not in (-1, second), 10, "a new worker")
+    assert inst.stop() == 0
+
+
 def test_graceful_reload_under_load_drops_no_request(nsuwsgi, tmp_path):
     inst, path = start_server(nsuwsgi, tmp_path, "--processes", "2", app=ECHO)
     old = {w["pid"] for w in inst.stats()["workers"]}
@@ -479,15 +512,7 @@ def test_an_app_that_raises_at_import_has_its_traceback_logged(nsuwsgi, tmp_path
 
 
 def test_a_changed_processes_takes_effect_on_a_graceful_reload(nsuwsgi, tmp_path):
-    ini = tmp_path / "app.ini"
-    inst = nsuwsgi("--master")
-    inst.cleanup()
-    os.makedirs(inst.sockdir, exist_ok=True)
-    path = os.path.join(inst.sockdir, "app.sock")
-    base = f"[uwsgi]\nhttp-socket = {path}\nwsgi-file = {app_file(tmp_path, ECHO)}\n"
-    ini.write_text(base + "processes = 1\n")
-    inst = nsuwsgi("--ini", str(ini))
-    inst.ready()
+    inst, ini, path, base = start_from_ini(nsuwsgi, tmp_path, "processes = 1\n")
 
     def workers(n):
         ws = inst.stats()["workers"]
