@@ -9,13 +9,18 @@ lifeline reads EOF, SIGKILLs every group still listed, and exits. It ignores ter
 a Ctrl-C cannot end it before the master.
 
 It is started lazily, only when a dumb daemon exists, so an instance without daemons pays
-nothing. The child side uses only os calls, like the spawn primitive's child.
+nothing. It is forked through the spawn primitive, like every other process (a `run`
+payload: signals reset, fds closed but the pipe's, no PDEATHSIG: it must outlive the master).
 """
 
 from __future__ import annotations
 
 import os
 import signal
+import time
+
+from nsuwsgi.spawn import SpawnError, spawn
+from nsuwsgi.spec import ProcessSpec
 
 
 class Lifeline:
@@ -46,12 +51,17 @@ class Lifeline:
         if self.pid is not None:
             return
         read_fd, write_fd = os.pipe2(os.O_CLOEXEC)
-        pid = os.fork()
-        if pid == 0:
-            _run_lifeline(read_fd)          # never returns
-        os.close(read_fd)
-        self.pid, self._write_fd = pid, write_fd
-        self.pidfd = os.pidfd_open(pid)
+        spec = ProcessSpec(argv=("nsuwsgi-lifeline",), executable="", env=(),
+                           stdin_devnull=True, pass_fds=(read_fd,),
+                           run=lambda: _run_lifeline(read_fd))
+        try:
+            child = spawn(spec, time.monotonic())
+        except SpawnError:
+            os.close(write_fd)
+            raise
+        finally:
+            os.close(read_fd)
+        self.pid, self.pidfd, self._write_fd = child.pid, child.pidfd, write_fd
 
     def close(self) -> None:
         """A clean master exit: the lifeline sees EOF with no groups left and exits."""
@@ -67,31 +77,28 @@ class Lifeline:
             self.pid = self.pidfd = None
 
 
-def _run_lifeline(read_fd: int) -> None:
-    try:
-        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT,
-                    signal.SIGTSTP, signal.SIGUSR1, signal.SIGUSR2):
-            signal.signal(sig, signal.SIG_IGN)
-        signal.set_wakeup_fd(-1)
-        os.closerange(3, read_fd)
-        os.closerange(read_fd + 1, 1 << 20)
-        groups: set[int] = set()
-        pending = b""
-        while True:
-            chunk = os.read(read_fd, 4096)
-            if not chunk:
-                break
-            pending += chunk
-            *lines, pending = pending.split(b"\n")
-            for line in lines:
-                if line[:1] == b"+":
-                    groups.add(int(line[1:]))
-                elif line[:1] == b"-":
-                    groups.discard(int(line[1:]))
-        for pgid in groups:
-            try:
-                os.killpg(pgid, signal.SIGKILL)
-            except OSError:
-                pass
-    finally:
-        os._exit(0)
+def _run_lifeline(read_fd: int) -> int:
+    """The lifeline's whole life (the spawn primitive's child ends with os._exit)."""
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT,
+                signal.SIGTSTP, signal.SIGUSR1, signal.SIGUSR2):
+        signal.signal(sig, signal.SIG_IGN)
+    signal.set_wakeup_fd(-1)            # the master's loop's fd number is closed here
+    groups: set[int] = set()
+    pending = b""
+    while True:
+        chunk = os.read(read_fd, 4096)
+        if not chunk:
+            break
+        pending += chunk
+        *lines, pending = pending.split(b"\n")
+        for line in lines:
+            if line[:1] == b"+":
+                groups.add(int(line[1:]))
+            elif line[:1] == b"-":
+                groups.discard(int(line[1:]))
+    for pgid in groups:
+        try:
+            os.killpg(pgid, signal.SIGKILL)
+        except OSError:
+            pass
+    return 0
