@@ -25,6 +25,7 @@ IN_CREATE = 0x100
 IN_DELETE = 0x200
 IN_DELETE_SELF = 0x400
 IN_MOVE_SELF = 0x800
+IN_Q_OVERFLOW = 0x4000
 IN_IGNORED = 0x8000
 IN_ISDIR = 0x40000000
 
@@ -131,8 +132,11 @@ class Watcher:
         """Read pending events; call each interested callback once."""
         due: list[Callable[[], None]] = []
         for event in self.inotify.read():
-            names = self._names.get(event.wd, {})
-            targets = names.values() if not event.name else [names.get(event.name, [])]
+            if event.mask & IN_Q_OVERFLOW:  # events were lost: every name is looked at again
+                targets = [cbs for names in self._names.values() for cbs in names.values()]
+            else:
+                names = self._names.get(event.wd, {})
+                targets = names.values() if not event.name else [names.get(event.name, [])]
             for callbacks in targets:
                 for cb in callbacks:
                     if cb not in due:

@@ -72,3 +72,27 @@ def test_watching_a_missing_directory_says_so(tmp_path):
         assert watcher.watch(str(tmp_path / "no-such-dir" / "file"), lambda: None) is False
     finally:
         watcher.close()
+
+
+class QueueOverflowed:
+    """Stands in for the kernel queue when it overflowed: one event, wd -1, no name."""
+
+    def read(self):
+        from nsuwsgi.watch import IN_Q_OVERFLOW, Event
+        return [Event(-1, IN_Q_OVERFLOW, 0, "")]
+
+
+def test_after_lost_events_every_watched_name_is_looked_at_again(tmp_path):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    watcher = Watcher()
+    calls = []
+    try:
+        watcher.watch(str(tmp_path / "a" / "touch"), lambda: calls.append("a"))
+        watcher.watch(str(tmp_path / "b" / "pidfile"), lambda: calls.append("b"))
+        real, watcher.inotify = watcher.inotify, QueueOverflowed()
+        watcher.dispatch()
+        assert sorted(calls) == ["a", "b"]
+    finally:
+        watcher.inotify = real
+        watcher.close()
