@@ -103,3 +103,25 @@ def test_a_vassal_environment_replaces_only_what_differs():
                           text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "ok"
+
+
+def test_a_warm_up_that_hangs_is_cut_short_and_cleans_up():
+    """Only an optimisation: a loop that does not finish must not hold the fork-server."""
+    import os
+    import signal
+    import time
+    from nsuwsgi.config import load_config
+
+    def stuck_app(environ, start_response):
+        time.sleep(30)                  # interrupted by the warm-up's timer
+        start_response("200 OK", [])
+        return [b""]
+
+    config = forkserver.run_from_memfd(forkserver.WARM_UP_CONFIG, 1,
+                                       lambda path: load_config(["--ini", path], {}, "/"))
+    before = sorted(os.listdir("/proc/self/fd"))
+    started = time.monotonic()
+    assert forkserver.warm_up_requests(config, stuck_app, 2) is False
+    assert time.monotonic() - started < forkserver.WARM_UP_TIMEOUT + 5
+    assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
+    assert sorted(os.listdir("/proc/self/fd")) == before

@@ -260,6 +260,7 @@ def warm_up_requests(config, app, rounds: int) -> bool:
     listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     clients: list[socket.socket] = []
     scoreboard = Scoreboard(1)
+    worker = None
     previous = signal.signal(signal.SIGALRM, _warm_up_overran)
     try:
         listener.bind(("127.0.0.1", 0))
@@ -281,11 +282,13 @@ def warm_up_requests(config, app, rounds: int) -> bool:
         signal.setitimer(signal.ITIMER_REAL, WARM_UP_TIMEOUT)
         worker.serve()
         return worker.served == rounds
-    except Exception:       # noqa: BLE001 - only an optimisation: never fail for it
+    except (Exception, WarmUpOverran):  # noqa: BLE001 - only an optimisation: never fail
         return False
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
+        if worker is not None and worker.selector.get_map() is not None:
+            worker.close_all()              # serve() did not get to it
         for client in clients:
             client.close()
         listener.close()
@@ -295,8 +298,8 @@ def warm_up_requests(config, app, rounds: int) -> bool:
 WARM_UP_TIMEOUT = 2.0       # seconds; the loop takes about a millisecond
 
 
-class WarmUpOverran(Exception):
-    pass
+class WarmUpOverran(BaseException):
+    """Not an Exception: the app's error handling (call_app's) must not swallow it."""
 
 
 def _warm_up_overran(signum, frame) -> None:
