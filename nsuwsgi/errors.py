@@ -112,20 +112,26 @@ class JailError(Exception):
         self.stage, self.errno, self.detail = stage, err, detail
 
 
-def format_traceback(exc: BaseException, tb=None) -> str:
-    """`exc`'s traceback as text (from `tb` on, if given), as Python prints it at exit.
+WHOLE = object()     # format_traceback's default: the exception's own traceback
+
+
+def format_traceback(exc: BaseException, tb=WHOLE) -> str:
+    """`exc`'s traceback as text, as Python prints it at exit; `tb` replaces the exception's
+    own (a trimmed one, or None for the message alone).
 
     CPython's own printer (sys.__excepthook__, written in C) does the work, into a buffer:
     an error path then needs no import. After a jail or a privilege drop the stdlib may be
     out of reach, and the traceback module (with linecache, tokenize and textwrap) was
-    ~2.5 ms of every jailed cold start when it had to be imported up front.
+    ~2.5 ms of every jailed cold start when it had to be imported up front. The printer only
+    writes to sys.stderr, so that is the buffer for the moment it prints.
     """
-    buffer = io.StringIO()
-    saved, sys.stderr = sys.stderr, buffer
     whole = exc.__traceback__
-    if tb is not None:
-        exc.__traceback__ = tb          # the printer reads it from the exception
+    buffer = io.StringIO()
+    saved = sys.stderr
     try:
+        if tb is not WHOLE:
+            exc.__traceback__ = tb          # the printer reads it from the exception
+        sys.stderr = buffer
         sys.__excepthook__(type(exc), exc, exc.__traceback__)
     finally:
         sys.stderr = saved

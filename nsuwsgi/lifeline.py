@@ -10,7 +10,8 @@ a Ctrl-C cannot end it before the master.
 
 It is started lazily, only when a dumb daemon exists, so an instance without daemons pays
 nothing. It is forked through the spawn primitive, like every other process (a `run`
-payload: signals reset, fds closed but the pipe's, no PDEATHSIG: it must outlive the master).
+payload: signals reset, fds closed but the pipe's, no PDEATHSIG: it must outlive the master),
+in a session of its own, so no terminal or process-group signal reaches it.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import os
 import signal
 import time
 
-from nsuwsgi.spawn import SpawnError, spawn
+from nsuwsgi.spawn import spawn
 from nsuwsgi.spec import ProcessSpec
 
 
@@ -56,7 +57,7 @@ class Lifeline:
                            run=lambda: _run_lifeline(read_fd))
         try:
             child = spawn(spec, time.monotonic())
-        except SpawnError:
+        except BaseException:
             os.close(write_fd)
             raise
         finally:

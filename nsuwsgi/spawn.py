@@ -109,6 +109,7 @@ def spawn(spec: ProcessSpec, now: float) -> Child:
     if collecting:
         gc.disable()                # see _run_python_payload: no collection before its freeze
     old_mask = _signal.pthread_sigmask(_signal.SIG_BLOCK, ALL_SIGNALS)
+    pid = -1
     try:
         pid = _fork(spec)
     except SpawnError:
@@ -117,7 +118,7 @@ def spawn(spec: ProcessSpec, now: float) -> Child:
         os.close(write_end)
         raise
     finally:
-        if collecting and os.getpid() == parent:
+        if collecting and pid != 0:     # the parent (not by getpid(): both may be PID 1)
             gc.enable()
     if pid == 0:
         _child(spec, argv, executable, env, write_end, parent, sync[1], handled,

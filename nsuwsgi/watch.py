@@ -65,20 +65,21 @@ class Inotify:
         syscalls.inotify_rm_watch(self.fd, wd)
 
     def read(self) -> list[Event]:
-        """Every event queued now (never blocks)."""
+        """The events queued now, up to one read's worth (never blocks). The fd stays
+        readable while more are queued, so a busy directory cannot hold the loop here."""
+        try:
+            data = os.read(self.fd, 65536)
+        except BlockingIOError:
+            return []
         events = []
-        while True:
-            try:
-                data = os.read(self.fd, 65536)
-            except BlockingIOError:
-                return events
-            offset = 0
-            while offset + EVENT_HEADER.size <= len(data):
-                wd, mask, cookie, length = EVENT_HEADER.unpack_from(data, offset)
-                offset += EVENT_HEADER.size
-                name = data[offset:offset + length].split(b"\0", 1)[0]
-                offset += length
-                events.append(Event(wd, mask, cookie, os.fsdecode(name)))
+        offset = 0
+        while offset + EVENT_HEADER.size <= len(data):
+            wd, mask, cookie, length = EVENT_HEADER.unpack_from(data, offset)
+            offset += EVENT_HEADER.size
+            name = data[offset:offset + length].split(b"\0", 1)[0]
+            offset += length
+            events.append(Event(wd, mask, cookie, os.fsdecode(name)))
+        return events
 
     def close(self) -> None:
         if not self.closed:

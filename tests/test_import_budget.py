@@ -93,3 +93,18 @@ def test_the_jail_code_does_not_bring_dataclasses_back():
     loaded = loaded_after("import nsuwsgi.jail.plan, nsuwsgi.jail.apply, nsuwsgi.jail.init, "
                           "nsuwsgi.jail.hooks")
     assert sorted({"dataclasses", "inspect"} & loaded) == []
+
+
+def test_a_syntax_error_in_the_app_shows_the_app_line_and_none_of_ours(tmp_path):
+    """Every frame of a SyntaxError's traceback is importlib's or ours: the tenant sees only
+    the offending line."""
+    from nsuwsgi.server.apps import AppLoadError, load_app
+    app = tmp_path / "bad.py"
+    app.write_text("def application(environ, start_response)\n    return []\n")
+    try:
+        load_app("wsgi-file", str(app), kind="file")
+    except AppLoadError as err:
+        text = err.traceback
+    assert f'File "{app}", line 1' in text
+    assert "SyntaxError: expected ':'" in text
+    assert "apps.py" not in text and "<frozen" not in text and "Traceback" not in text

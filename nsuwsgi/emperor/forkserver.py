@@ -166,7 +166,11 @@ def serve(sock: socket.socket) -> int:
     linux.set_process_title("nsuwsgi emperor fork-server")
     for name in VASSAL_MODULES:
         importlib.import_module(name)
-    warm_up()
+    try:
+        warm_up()
+    except WarmUpOverran:        # its timer fired on the way out: only an optimisation
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, signal.SIG_DFL)
     gc.collect()
     gc.freeze()                  # the imported code stays shared with every vassal
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT):
@@ -259,10 +263,16 @@ def warm_up_requests(config, app, rounds: int) -> bool:
 
     listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     clients: list[socket.socket] = []
-    scoreboard = Scoreboard(1)
-    worker = None
-    previous = signal.signal(signal.SIGALRM, _warm_up_overran)
+    scoreboard = worker = None
+    armed = [False]
+
+    def overran(signum, frame) -> None:
+        if armed[0]:                    # not once the loop has returned: cleanup goes on
+            raise WarmUpOverran()
+
+    previous = signal.signal(signal.SIGALRM, overran)
     try:
+        scoreboard = Scoreboard(1)
         listener.bind(("127.0.0.1", 0))
         listener.listen(rounds)
         listener.setblocking(False)
@@ -279,12 +289,15 @@ def warm_up_requests(config, app, rounds: int) -> bool:
         worker.selector.register(listener, selectors.EVENT_READ, "http")
         worker.servers[listener] = _server_name(listener)
         worker.tcp.add(listener)
+        armed[0] = True
         signal.setitimer(signal.ITIMER_REAL, WARM_UP_TIMEOUT)
         worker.serve()
+        armed[0] = False
         return worker.served == rounds
     except (Exception, WarmUpOverran):  # noqa: BLE001 - only an optimisation: never fail
         return False
     finally:
+        armed[0] = False
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
         if worker is not None and worker.selector.get_map() is not None:
@@ -292,7 +305,8 @@ def warm_up_requests(config, app, rounds: int) -> bool:
         for client in clients:
             client.close()
         listener.close()
-        scoreboard.close()
+        if scoreboard is not None:
+            scoreboard.close()
 
 
 WARM_UP_TIMEOUT = 2.0       # seconds; the loop takes about a millisecond
@@ -300,10 +314,6 @@ WARM_UP_TIMEOUT = 2.0       # seconds; the loop takes about a millisecond
 
 class WarmUpOverran(BaseException):
     """Not an Exception: the app's error handling (call_app's) must not swallow it."""
-
-
-def _warm_up_overran(signum, frame) -> None:
-    raise WarmUpOverran()
 
 
 def _one_request(sock: socket.socket, loop: Loop) -> None:
