@@ -431,6 +431,11 @@ class Master:
             self.log("[nsuwsgi] graceful reload: reading the configuration again")
         self.systemd.reloading()
         new = read_new_config(read_config or self.reload_config, self.log)
+        if new is not None and self.pool is not None and not serves_an_app(new):
+            self.log("[nsuwsgi] reload refused: the new configuration has no app, and a "
+                     "serving instance stops serving only when it stops; keeping the running "
+                     "configuration")
+            new = None
         if new is None:
             self.systemd.ready(status=self.status_text())
             return

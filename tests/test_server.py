@@ -230,6 +230,18 @@ def test_harakiri_set_by_a_reload_is_enforced(nsuwsgi, tmp_path):
     assert inst.stop() == 0
 
 
+def test_a_reload_without_the_app_is_refused_and_the_app_keeps_serving(nsuwsgi, tmp_path):
+    inst, ini, path, base = start_from_ini(nsuwsgi, tmp_path, "")
+    first = wait_for(lambda: inst.stats()["workers"][0]["pid"] > 0 and
+                     inst.stats()["workers"][0]["pid"], 10, "a worker")
+    ini.write_text(f"[uwsgi]\nhttp-socket = {path}\n")
+    inst.signal(signal.SIGHUP)
+    inst.wait_log("reload refused: the new configuration has no app")
+    assert http(path, b"GET / HTTP/1.0\r\n\r\n")[2].startswith(b"path=/")
+    assert inst.stats()["workers"][0]["pid"] == first
+    assert inst.stop() == 0
+
+
 def test_graceful_reload_under_load_drops_no_request(nsuwsgi, tmp_path):
     inst, path = start_server(nsuwsgi, tmp_path, "--processes", "2", app=ECHO)
     old = {w["pid"] for w in inst.stats()["workers"]}
