@@ -217,22 +217,12 @@ def cpu_ns(pid: int) -> int:
     return total
 
 
-def pss_kb(pid: int) -> int:
+def rollup_kb(pid: int, field: str) -> int:
+    """A field of /proc/PID/smaps_rollup ("Pss", "Rss"), in kB; 0 if the process is gone."""
     try:
         with open(f"/proc/{pid}/smaps_rollup") as f:
             for line in f:
-                if line.startswith("Pss:"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
-
-
-def rss_kb(pid: int) -> int:
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
+                if line.startswith(field + ":"):
                     return int(line.split()[1])
     except OSError:
         pass
@@ -626,12 +616,12 @@ def measure_scale(procs: Processes, server: str, workdir: str, count: int, cheap
             pct = [(a - b) / 1e9 / wall * 100 for a, b in zip(after, before)]
             res.emperor_cpu_pct, res.helpers_cpu_pct, res.vassals_cpu_pct = pct
         emp.alive()
-        res.emperor_rss_mb = rss_kb(tree.emperor) / 1024
-        res.emperor_pss_mb = pss_kb(tree.emperor) / 1024
-        res.helpers_rss_mb = sum(rss_kb(p) for p in tree.helpers) / 1024
-        res.helpers_pss_mb = sum(pss_kb(p) for p in tree.helpers) / 1024
+        res.emperor_rss_mb = rollup_kb(tree.emperor, "Rss") / 1024
+        res.emperor_pss_mb = rollup_kb(tree.emperor, "Pss") / 1024
+        res.helpers_rss_mb = sum(rollup_kb(p, "Rss") for p in tree.helpers) / 1024
+        res.helpers_pss_mb = sum(rollup_kb(p, "Pss") for p in tree.helpers) / 1024
         if tree.vassals_found:
-            res.pss_per_vassal_mb = sum(pss_kb(p) for p in tree.vassal_pids) / 1024 \
+            res.pss_per_vassal_mb = sum(rollup_kb(p, "Pss") for p in tree.vassal_pids) / 1024 \
                 / tree.vassals_found
         if tree.vassals_found != count:
             res.notes.append(f"{tree.vassals_found} of {count} ports held by a descendant "

@@ -41,7 +41,6 @@ if TYPE_CHECKING:                       # imported only by configs that use them
     from nsuwsgi.daemons import Daemon
     from nsuwsgi.watch import Watcher
 from nsuwsgi.server.pool import Pool, memory
-from nsuwsgi.server.scoreboard import Scoreboard
 from nsuwsgi.server.worker import run_worker
 
 # Options that shape the process itself; a reload cannot change them.
@@ -281,10 +280,8 @@ class Master:
         if not self.listeners:              # bound only when the config serves an app
             return
         processes = max(1, self.config["processes"])
-        self.scoreboard = Scoreboard(2 * processes)
-        self.pool = Pool(self.loop, self.log, self.scoreboard,
-                         [sock.fileno() for sock, _ in self.listeners], self._worker_main,
-                         processes, float(self.config["worker-reload-mercy"]))
+        self.pool = Pool(self.loop, self.log, [sock.fileno() for sock, _ in self.listeners],
+                         self._worker_main, processes, float(self.config["worker-reload-mercy"]))
         for path in self.config["touch-reload"]:
             self.watch(path, self._touched)
         self.touch_seen = {p: linux.file_state(p) for p in self.config["touch-reload"]}
@@ -321,7 +318,7 @@ class Master:
 
     def _worker_main(self, index: int, slot: int) -> int:
         """Runs in the forked worker."""
-        return run_worker(self.config, self.listeners, self.scoreboard.writer(slot), index,
+        return run_worker(self.config, self.listeners, self.pool.scoreboard.writer(slot), index,
                           self.log)
 
     def _checks_needed(self) -> bool:
@@ -342,7 +339,7 @@ class Master:
         busy = False
         requests = 0
         for worker in self.pool.workers:
-            served, busy_since = self.scoreboard.read(worker.slot)[:2]
+            served, busy_since = self.pool.scoreboard.read(worker.slot)[:2]
             requests += served
             busy = busy or bool(busy_since)
             self._harakiri(worker, busy_since, now)
@@ -467,9 +464,7 @@ class Master:
             return
         self.log(f"[nsuwsgi] processes {self.pool.processes} -> {processes}: the new "
                  f"generation has {processes} worker(s)")
-        old, self.scoreboard = self.scoreboard, Scoreboard(2 * processes)
-        self.pool.resize(processes, self.scoreboard)
-        old.close()         # the leaving workers write to their own inherited mapping
+        self.pool.resize(processes)
 
     def start_daemons(self) -> None:
         if not self.config.daemons:
@@ -523,7 +518,7 @@ class Master:
         for sock in self.kept_shared:
             sock.close()
         if self.pool is not None:
-            self.scoreboard.close()
+            self.pool.close()
         if self.control is None:                # in a jail the keeper does it, on the host
             vacuum(self.config)
         if self.watcher is not None:

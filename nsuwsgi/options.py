@@ -306,6 +306,13 @@ def split_keyvals(text: str) -> list[tuple[str, str | None]]:
     return [(k, v) for k, v in items if k or v]
 
 
+def join_keyvals(items: list[tuple[str, str | None]]) -> str:
+    """The text split_keyvals reads back as `items`."""
+    def escaped(text: str) -> str:
+        return text.replace("\\", "\\\\").replace(",", "\\,")
+    return ",".join(escaped(k) if v is None else f"{escaped(k)}={escaped(v)}" for k, v in items)
+
+
 DAEMON2_KEYS = {
     "command": "command", "cmd": "command", "exec": "command",
     "freq": "freq", "pidfile": "pidfile", "control": "control",
@@ -1197,17 +1204,29 @@ def encode_config(config: Config) -> bytes:
     return marshal.dumps((entries, dict(config.placeholders), tuple(config.files)))
 
 
+def daemon2_with_ids(decl: spec.DaemonDecl, raw: str) -> str:
+    """attach-daemon2's text with its uid/gid keys replaced by the numbers `decl` holds."""
+    ids = {"uid": decl.uid, "gid": decl.gid}
+    items = []
+    for key, value in split_keyvals(raw):
+        number = ids.get(DAEMON2_KEYS.get(key))
+        items.append((key, value if number is None else str(number)))
+    return join_keyvals(items)
+
+
 # Options whose value may name a user or group. The jail has its own /etc/passwd (often
 # without www-data), so the keeper sends the numbers it resolved on the host, where the names
 # were checked when the file was read.
-HOST_RESOLVED = {"uid": str, "gid": str, "chown-socket": lambda ids: f"{ids[0]}:{ids[1]}"}
+HOST_RESOLVED = {"uid": lambda value, raw: str(value), "gid": lambda value, raw: str(value),
+                 "chown-socket": lambda ids, raw: f"{ids[0]}:{ids[1]}",
+                 "attach-daemon2": daemon2_with_ids}
 
 
 def raw_for_jail(name: str, setting: Setting) -> str:
     to_text = HOST_RESOLVED.get(name)
     if to_text is None or setting.value is None:
         return setting.raw
-    return to_text(setting.value)
+    return to_text(setting.value, setting.raw)
 
 
 def decode_config(data: bytes) -> Config:

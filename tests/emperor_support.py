@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
-import tempfile
 import uuid
 from pathlib import Path
 
@@ -15,14 +13,6 @@ import pytest
 from nsuwsgi import linux
 from nsuwsgi.stats import read_stats
 from support import unix_http_get, wait_for
-
-
-@pytest.fixture
-def sockdir():
-    """A short directory for unix sockets (pytest's tmp_path can exceed sun_path's 107 bytes)."""
-    path = tempfile.mkdtemp(prefix="nsuemp", dir="/tmp")
-    yield Path(path)
-    shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture

@@ -31,6 +31,14 @@ SIGDAEMON = str(HELPERS / "sigdaemon.py")
 PYTHON = sys.executable
 
 
+def mounts_under(path) -> list[str]:
+    """Mount points at or below `path` (a test's jail or container left nothing mounted)."""
+    prefix = os.path.realpath(path).rstrip("/")
+    with open("/proc/self/mounts") as f:
+        points = [line.split()[1] for line in f]
+    return [p for p in points if p == prefix or p.startswith(prefix + "/")]
+
+
 def wait_for(predicate, timeout: float = 10.0, what: str = "a condition", interval=0.005):
     """Poll `predicate` until it returns something truthy; fail after `timeout` seconds."""
     deadline = time.monotonic() + timeout
@@ -257,19 +265,50 @@ def _fd_target(fd: int):
         return None
 
 
-@pytest.fixture
-def nsuwsgi(tmp_path):
-    """Factory: nsuwsgi(*args) starts a master in tmp_path; all are cleaned up by pid."""
-    started: list[Instance] = []
+class Starter:
+    """nsuwsgi(*args) starts a master in tmp_path; nsuwsgi.socket_dir() gives a short
+    directory for the unix sockets of a config written before the start. All of it is cleaned
+    up after the test: the masters by pid, the directories removed."""
 
-    def start(*args, env=None, stats=True, stdin=subprocess.DEVNULL, prefix=()) -> Instance:
-        inst = Instance(list(args), tmp_path, env=env, stats=stats, stdin=stdin, prefix=prefix)
-        started.append(inst)
+    def __init__(self, tmp_path: Path):
+        self.tmp_path = tmp_path
+        self.started: list[Instance] = []
+        self.dirs: list[str] = []
+
+    def __call__(self, *args, env=None, stats=True, stdin=subprocess.DEVNULL,
+                 prefix=()) -> Instance:
+        inst = Instance(list(args), self.tmp_path, env=env, stats=stats, stdin=stdin,
+                        prefix=prefix)
+        self.started.append(inst)
         return inst
 
-    yield start
-    for inst in started:
-        inst.cleanup()
+    def socket_dir(self, mode: int | None = None) -> str:
+        path = tempfile.mkdtemp(prefix="nsusock", dir="/tmp")
+        self.dirs.append(path)
+        if mode is not None:
+            os.chmod(path, mode)
+        return path
+
+    def cleanup(self) -> None:
+        for inst in self.started:
+            inst.cleanup()
+        for path in self.dirs:
+            shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture
+def nsuwsgi(tmp_path):
+    """Factory of real masters (Starter)."""
+    starter = Starter(tmp_path)
+    yield starter
+    starter.cleanup()
+
+
+@pytest.fixture
+def sockdir(nsuwsgi) -> Path:
+    """A short directory for unix sockets (pytest's tmp_path can exceed sun_path's 107 bytes),
+    removed after the test's masters are stopped."""
+    return Path(nsuwsgi.socket_dir())
 
 
 def run_cli(*args, cwd=None, env=None, timeout=30) -> subprocess.CompletedProcess:

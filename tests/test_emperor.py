@@ -28,7 +28,7 @@ import pytest
 from notify_listener import NotifyListener
 from nsuwsgi import linux
 from emperor_support import Emperor, descendants, get, ini, write_atomic
-from emperor_support import app, sockdir, vassals  # noqa: F401 - pytest fixtures
+from emperor_support import app, vassals  # noqa: F401 - pytest fixtures
 from support import alive, kill_pid, run_cli, wait_for
 
 # --------------------------------------------------------------------------- helpers
@@ -462,6 +462,28 @@ def test_a_killed_fork_server_costs_the_emperor_nothing(nsuwsgi, sockdir, vassal
     write_atomic(vassals / "f2.ini", ini(sock2, app))
     wait_answer(sock2, what="a vassal added after the fork-server died")
     assert "Traceback" not in emp.log()
+    assert emp.stop() == 0
+
+
+def test_a_fork_server_that_stops_answering_is_killed_and_replaced_by_exec(
+        nsuwsgi, sockdir, vassals, app):
+    """A spawn that gets no answer gives up after the fork-server's timeout: the fork-server
+    is killed (with what it forked) and vassals start as new processes."""
+    sock = sockdir / "h1.sock"
+    write_atomic(vassals / "h1.ini", ini(sock, app))
+    emp = Emperor(nsuwsgi, sockdir, vassals)
+    first_master = wait_answer(sock)[1]
+    (server,) = emp.helpers()
+    os.kill(server, signal.SIGSTOP)
+    sock2 = sockdir / "h2.sock"
+    write_atomic(vassals / "h2.ini", ini(sock2, app))
+    emp.wait_log("the fork-server is gone", timeout=20)
+    wait_for(lambda: not alive(server), 10, "the stopped fork-server killed")
+    again = wait_answer(sock2, what="h2 started as a new process", timeout=20)[1]
+    assert again in linux.proc_children(emp.pid)
+    wait_for(lambda: not alive(first_master), 10, "h1's master gone with the fork-server")
+    wait_answer(sock, not_master=first_master, what="h1 started again")
+    assert emp.inst.proc.poll() is None and "Traceback" not in emp.log()
     assert emp.stop() == 0
 
 

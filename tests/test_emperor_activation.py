@@ -22,7 +22,7 @@ import pytest
 
 from emperor_support import Emperor, ini, write_atomic
 from emperor_support import get as get_body
-from emperor_support import app, sockdir, vassals  # noqa: F401 - pytest fixtures
+from emperor_support import app, vassals  # noqa: F401 - pytest fixtures
 from nsuwsgi import systemd
 from support import alive, wait_for
 
@@ -118,7 +118,7 @@ def test_sockets_match_vassals_by_name_or_address_and_the_rest_are_closed(
     emp = Emperor(nsuwsgi, sockdir, vassals, "--emperor-on-demand-dir", str(demand),
                   prefix=[sys.executable, str(LAUNCHER), f"named={named}",
                           f"unknown={addressed}", f"stray={stray}", "--"])
-    log = emp.wait_log("matches no vassal: closing it")
+    log = emp.wait_log("matches no vassal: closed it")
     assert f"inherited socket fd 5 (name stray) ({stray}) matches no vassal" in log
     assert refuses(stray), "the unmatched socket was closed"
 

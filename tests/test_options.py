@@ -573,3 +573,21 @@ def test_the_keepers_config_message_round_trips_with_origins(tmp_path):
     assert got.origin("processes") == sent.origin("processes")
     assert got.origin("processes").line == 5
     assert got.origin("harakiri").source == "command line"
+
+
+def test_the_keeper_sends_daemon_users_as_the_numbers_it_resolved(tmp_path):
+    """A jail's /etc/passwd may not know the name: a reload inside it must not look it up."""
+    import marshal
+    from nsuwsgi.config import load_config
+    from nsuwsgi.options import decode_config, encode_config
+    nobody, nogroup = pwd.getpwnam("nobody"), grp.getgrnam("nogroup")
+    sent = load_config(["--attach-daemon2",
+                        "cmd=sh -c 'echo a\\,b',uid=nobody,gid=nogroup,stdin"], {}, str(tmp_path))
+    entries, _, _ = marshal.loads(encode_config(sent))
+    raw = dict((name, raw) for name, raw, *_ in entries)["attach-daemon2"]
+    assert f"uid={nobody.pw_uid}" in raw and f"gid={nogroup.gr_gid}" in raw
+    assert "nobody" not in raw
+    got = decode_config(encode_config(sent)).daemons[0]
+    assert (got.uid, got.gid) == (nobody.pw_uid, nogroup.gr_gid)
+    assert got.command == sent.daemons[0].command == "sh -c 'echo a,b'"
+    assert got.stdin is True

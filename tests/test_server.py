@@ -85,10 +85,7 @@ def http(path: str, request: bytes) -> tuple[bytes, dict, bytes]:
 
 
 def start_server(nsuwsgi, tmp_path, *extra, app=HELLO, protocol="http-socket"):
-    inst = nsuwsgi("--master")
-    inst.cleanup()                               # only for its socket dir name
-    os.makedirs(inst.sockdir, exist_ok=True)
-    path = os.path.join(inst.sockdir, "app.sock")
+    path = os.path.join(nsuwsgi.socket_dir(), "app.sock")
     inst = nsuwsgi(f"--{protocol}", path, "--wsgi-file", app_file(tmp_path, app), *extra)
     inst.ready()
     wait_for(lambda: inst.stats()["workers"] and all(
@@ -201,10 +198,7 @@ def start_from_ini(nsuwsgi, tmp_path, extra: str):
     """An ECHO server from an ini file that a test rewrites and reloads: (instance, ini path,
     socket path, the ini's fixed lines)."""
     ini = tmp_path / "app.ini"
-    inst = nsuwsgi("--master")
-    inst.cleanup()
-    os.makedirs(inst.sockdir, exist_ok=True)
-    path = os.path.join(inst.sockdir, "app.sock")
+    path = os.path.join(nsuwsgi.socket_dir(), "app.sock")
     base = f"[uwsgi]\nhttp-socket = {path}\nwsgi-file = {app_file(tmp_path, ECHO)}\n"
     ini.write_text(base + extra)
     inst = nsuwsgi("--ini", str(ini))
@@ -303,10 +297,7 @@ def test_socket_activation_through_systemd_socket_activate(tmp_path):
 
 
 def test_cheap_starts_no_worker_until_the_first_connection(nsuwsgi, tmp_path):
-    inst = nsuwsgi("--master")
-    inst.cleanup()
-    os.makedirs(inst.sockdir, exist_ok=True)
-    path = os.path.join(inst.sockdir, "cheap.sock")
+    path = os.path.join(nsuwsgi.socket_dir(), "cheap.sock")
     inst = nsuwsgi("--http-socket", path, "--wsgi-file", app_file(tmp_path), "--cheap")
     inst.ready()
     inst.wait_log("cheap mode")

@@ -12,6 +12,8 @@ import os
 import re
 import socket
 
+import pytest
+
 from nsuwsgi.errors import EXIT_CONFIG
 from nsuwsgi.server.uwsgi import encode_uwsgi_vars
 from support import run_cli, wait_for
@@ -60,10 +62,7 @@ def test_http_socket_serves_shared_socket_0(nsuwsgi, tmp_path):
 
 
 def test_two_options_serve_two_shared_sockets_each_with_its_protocol(nsuwsgi, tmp_path):
-    inst = nsuwsgi("--master")
-    inst.cleanup()                      # only for its socket dir
-    os.makedirs(inst.sockdir, exist_ok=True)
-    path = os.path.join(inst.sockdir, "shared.sock")
+    path = os.path.join(nsuwsgi.socket_dir(), "shared.sock")
     # socket = =1 speaks uwsgi to the unix socket; http-socket = =0 speaks HTTP on TCP; a third
     # shared socket that no option refers to is bound and kept open, but not served.
     inst = nsuwsgi("--shared-socket", "127.0.0.1:0", "--shared-socket", path,
@@ -84,13 +83,12 @@ def test_two_options_serve_two_shared_sockets_each_with_its_protocol(nsuwsgi, tm
     assert f"uwsgi socket 0 bound to {path} (shared socket 1, uwsgi)" in log
     assert f"uwsgi socket 1 bound to 127.0.0.1:{port} (shared socket 0, http)" in log
     assert "shared socket 2 (127.0.0.1:" in log and "kept open, not served" in log
-    # kept open: the port is still ours, and a connection waits in its backlog unanswered
+    # kept open: the port is still ours, and a request waits in its backlog unanswered
     with socket.create_connection(("127.0.0.1", unused), timeout=5) as waiting:
-        waiting.settimeout(0.3)
-        try:
-            assert waiting.recv(10) == b"", "nobody serves it"
-        except TimeoutError:
-            pass                        # connected, and no one answers: kept, not served
+        waiting.sendall(b"GET / HTTP/1.0\r\n\r\n")
+        waiting.settimeout(0.5)
+        with pytest.raises(TimeoutError):
+            waiting.recv(10)            # a served socket would answer (or close) at once
     assert [s["shared"] for s in inst.stats()["sockets"]] == [1, 1]
     assert inst.stop() == 0
 

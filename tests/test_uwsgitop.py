@@ -13,12 +13,10 @@ import fcntl
 import os
 import re
 import select
-import shutil
 import signal
 import struct
 import subprocess
 import sys
-import tempfile
 import termios
 import time
 from pathlib import Path
@@ -26,6 +24,7 @@ from pathlib import Path
 import pytest
 
 from emperor_support import Emperor
+from emperor_support import vassals  # noqa: F401 - a pytest fixture
 from support import OWNED, wait_for
 from test_server import app_file, http, start_server
 
@@ -263,30 +262,24 @@ def test_uwsgitop_shows_the_workers_of_an_instance(nsuwsgi, tmp_path):
         top.close()
 
 
-def test_uwsgitop_shows_the_vassals_of_an_emperor(nsuwsgi, tmp_path):
-    sockdir = Path(tempfile.mkdtemp(prefix="nsutop", dir="/tmp"))
+def test_uwsgitop_shows_the_vassals_of_an_emperor(nsuwsgi, sockdir, vassals, tmp_path):
+    app = app_file(tmp_path)
+    for name in ("alpha", "bravo"):
+        (vassals / f"{name}.ini").write_text(
+            f"[uwsgi]\nhttp-socket = {sockdir / name}.sock\nwsgi-file = {app}\n")
+    emperor = Emperor(nsuwsgi, sockdir, vassals)
+    pids = {name: emperor.wait_ready(f"{name}.ini")["pid"] for name in ("alpha", "bravo")}
+    assert emperor.stats()["workers"] == []
+    top = Top(emperor.stats_path)
     try:
-        vassals = tmp_path / "vassals"
-        vassals.mkdir()
-        app = app_file(tmp_path)
-        for name in ("alpha", "bravo"):
-            (vassals / f"{name}.ini").write_text(
-                f"[uwsgi]\nhttp-socket = {sockdir / name}.sock\nwsgi-file = {app}\n")
-        emperor = Emperor(nsuwsgi, sockdir, vassals)
-        pids = {name: emperor.wait_ready(f"{name}.ini")["pid"] for name in ("alpha", "bravo")}
-        assert emperor.stats()["workers"] == []
-        top = Top(emperor.stats_path)
-        try:
-            def shown(lines):
-                table = [line.split() for line in lines]
-                return all([f"{name}.ini", str(pid)] in table for name, pid in pids.items())
-            top.wait_screen(shown, 20, f"the vassals {pids}")
-            assert any("emperor:" in line and "tyrant: 0" in line
-                       for line in top.screen.lines()), top.text()
-            assert top.quit() == 0
-            assert b"Traceback" not in top.raw, top.text()
-        finally:
-            top.close()
-        assert emperor.stop() == 0
+        def shown(lines):
+            table = [line.split() for line in lines]
+            return all([f"{name}.ini", str(pid)] in table for name, pid in pids.items())
+        top.wait_screen(shown, 20, f"the vassals {pids}")
+        assert any("emperor:" in line and "tyrant: 0" in line
+                   for line in top.screen.lines()), top.text()
+        assert top.quit() == 0
+        assert b"Traceback" not in top.raw, top.text()
     finally:
-        shutil.rmtree(sockdir, ignore_errors=True)
+        top.close()
+    assert emperor.stop() == 0

@@ -8,7 +8,7 @@ import os
 
 import pytest
 
-from support import hygiene, nsuwsgi, subreaper  # noqa: F401 - pytest fixtures
+from support import hygiene, nsuwsgi, sockdir, subreaper  # noqa: F401 - pytest fixtures
 
 
 def pytest_collection_modifyitems(config, items):

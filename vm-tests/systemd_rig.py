@@ -208,8 +208,8 @@ class Container:
                 os.killpg(self.nspawn.pid, signal.SIGKILL)
                 self.nspawn.wait(10)
         if self.mounted:
-            subprocess.run(["umount", str(self.root)], check=False)
-            self.mounted = False
+            done = subprocess.run(["umount", str(self.root)], check=False)
+            self.mounted = done.returncode != 0
         for group in getattr(self, "cgroups", []):
             remove_cgroup(group)
 

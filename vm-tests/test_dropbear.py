@@ -22,17 +22,10 @@ import pytest
 
 from nsuwsgi import linux
 from nsuwsgi.rootfs import build_rootfs
-from support import alive, wait_for
+from support import alive, mounts_under, wait_for
 
 PORT = 1022
 TOOLS = ("dropbearkey", "dbclient", "nsenter", "busybox")
-
-
-def mounts_under(path) -> list[str]:
-    prefix = os.path.realpath(path).rstrip("/")
-    with open("/proc/self/mounts") as f:
-        points = [line.split()[1] for line in f]
-    return [p for p in points if p == prefix or p.startswith(prefix + "/")]
 
 
 @pytest.fixture

@@ -20,7 +20,7 @@ import pytest
 from nsuwsgi import linux
 from nsuwsgi.rootfs import build_rootfs
 from emperor_support import Emperor, descendants
-from support import alive, unix_http_get, wait_for
+from support import alive, mounts_under, unix_http_get, wait_for
 
 NOBODY = pwd.getpwnam("nobody").pw_uid
 NOGROUP = grp.getgrnam("nogroup").gr_gid
@@ -50,13 +50,6 @@ def public():
     leftover = mounts_under(base)
     assert not leftover, f"mounts left on the host: {leftover}"
     shutil.rmtree(base, ignore_errors=True)
-
-
-def mounts_under(path) -> list[str]:
-    prefix = os.path.realpath(path).rstrip("/")
-    with open("/proc/self/mounts") as f:
-        points = [line.split()[1] for line in f]
-    return [p for p in points if p == prefix or p.startswith(prefix + "/")]
 
 
 def vassal_ini(base: Path, name: str, *lines, app="") -> Path:

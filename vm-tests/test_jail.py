@@ -30,7 +30,8 @@ import pytest
 
 from nsuwsgi import linux
 from nsuwsgi.rootfs import build_rootfs
-from support import PYTHON, ROOT, SIGDAEMON, alive, read_events, run_cli, wait_for
+from support import (PYTHON, ROOT, SIGDAEMON, alive, mounts_under, read_events, run_cli,
+                     wait_for)
 
 JAIL_PYTHON = "/usr/bin/python3"        # the host's, seen through the /usr keep-mount
 NOBODY = 65534
@@ -74,13 +75,6 @@ def jail_tree(keeper: int) -> dict[int, int]:
 def caps(pid: int, which: str) -> set[int]:
     mask = int(status(pid)[which], 16)
     return {bit for bit in range(64) if mask >> bit & 1}
-
-
-def mounts_under(path) -> list[str]:
-    prefix = os.path.realpath(path).rstrip("/")
-    with open("/proc/self/mounts") as f:
-        points = [line.split()[1] for line in f]
-    return [p for p in points if p == prefix or p.startswith(prefix + "/")]
 
 
 def gone(pids) -> bool:

@@ -9,7 +9,7 @@ import socket
 from pathlib import Path
 
 from nsuwsgi.rootfs import build_rootfs
-from support import unix_http_get, wait_for
+from support import mounts_under, unix_http_get, wait_for
 
 APP = '''
 import os
@@ -22,17 +22,12 @@ def application(environ, start_response):
 
 def jailed_tenant(nsuwsgi, tmp_path, app: str, sockdir_mode: int | None = None) \
         -> tuple[Path, str]:
-    """(a rootfs with `app` as /app.py, a socket path in the socket dir of the instance to be
-    started). The socket dir is the one the `nsuwsgi` fixture removes at teardown."""
+    """(a rootfs with `app` as /app.py, a socket path in a directory the `nsuwsgi` fixture
+    removes at teardown)."""
     root = tmp_path / "root"
     build_rootfs(str(root), usr_from_host=True)
     (root / "app.py").write_text(app)
-    probe = nsuwsgi("--master")
-    probe.cleanup()
-    os.makedirs(probe.sockdir, exist_ok=True)
-    if sockdir_mode is not None:
-        os.chmod(probe.sockdir, sockdir_mode)
-    return root, os.path.join(probe.sockdir, "tenant.sock")
+    return root, os.path.join(nsuwsgi.socket_dir(sockdir_mode), "tenant.sock")
 
 
 def test_app_served_from_a_jail_with_no_network_as_nobody(nsuwsgi, tmp_path):
@@ -58,6 +53,7 @@ processes = 2
     assert int(facts["pid"]) < 100, "a pid of the jail's own PID namespace"
     assert os.stat(path).st_uid == 0, "bound by the keeper, as root, outside the jail"
     assert inst.stop() == 0
+    assert not mounts_under(root), "the jail's mounts went with it"
 
 
 def _try(path):
@@ -93,11 +89,7 @@ def _uid_of(pid: int) -> int:
 
 
 def test_a_shared_socket_on_a_low_port_is_served_by_nobody(nsuwsgi, tmp_path):
-    probe = nsuwsgi("--master")
-    probe.cleanup()
-    os.makedirs(probe.sockdir, exist_ok=True)
-    os.chmod(probe.sockdir, 0o755)              # nobody must read the app
-    app = os.path.join(probe.sockdir, "app.py")
+    app = os.path.join(nsuwsgi.socket_dir(0o755), "app.py")     # nobody must read the app
     with open(app, "w") as f:
         f.write(APP)
     ini = tmp_path / "low.ini"
@@ -122,9 +114,7 @@ processes = 2
 
 
 def test_a_shared_socket_is_served_from_a_jail_with_no_network(nsuwsgi, tmp_path):
-    root = tmp_path / "root"
-    build_rootfs(str(root), usr_from_host=True)
-    (root / "app.py").write_text(APP)
+    root, _ = jailed_tenant(nsuwsgi, tmp_path, APP)
     ini = tmp_path / "tenant.ini"
     ini.write_text(f"""[uwsgi]
 namespace = {root}:tenant2
@@ -146,6 +136,7 @@ processes = 2
     assert "uwsgi socket 0 bound to 127.0.0.1:82 (shared socket 0, http)" in inst.log()
     assert inst.stats()["sockets"][0]["shared"] == 1
     assert inst.stop() == 0
+    assert not mounts_under(root), "the jail's mounts went with it"
 
 
 # ---- stopping a jailed instance: the master alone gets the signal, its workers stop gracefully
@@ -192,4 +183,5 @@ worker-reload-mercy = 30
     assert head.startswith(b"HTTP/1.1 200"), f"{data!r}\n{inst.log()}"
     assert b"Connection: close" in head and body.startswith(b"finished")
     assert inst.wait_exit(15) == 0
+    assert not mounts_under(root), "the jail's mounts went with it"
     assert "died" not in inst.log() and "NO MERCY" not in inst.log()

@@ -9,9 +9,9 @@ check is what a user sees: `systemctl is-active`, the Status line, the unit's co
 from __future__ import annotations
 
 import json
-import shutil
 import os
 import re
+import shutil
 
 import pytest
 
@@ -78,8 +78,8 @@ def box():
         container.stop()
         if container.nspawn is not None:
             support.OWNED.discard(container.nspawn.pid)
-        support.wait_for(lambda: not container.mounted, 5, "overlay unmounted")
-        import shutil
+        assert not container.mounted and not support.mounts_under(container.root), \
+            "the overlay is unmounted"
         shutil.rmtree(container.workdir, ignore_errors=True)
 
 

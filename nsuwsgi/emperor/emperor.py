@@ -144,18 +144,25 @@ class Emperor:
             pid, pidfd = self.forkserver.spawn(list(spec.argv), env, spec.cwd, spec.uid,
                                                spec.gid, spec.stdin_fd)
         except ForkServerGone as err:
-            self.log(f"[emperor] the fork-server is gone ({err}): vassals start as new "
-                     f"processes from now on")
-            self.forkserver = None
-            raise OSError(f"fork-server gone: {err}") from None
+            reason, server, self.forkserver = str(err), self.forkserver, None
+            # This spawn fails (and is retried); the vassals forked before are ended
+            # from the loop, not from inside one vassal's spawn.
+            self.loop.call_later(0, lambda: self.forkserver_lost(server, reason))
+            raise OSError(f"fork-server gone: {reason}") from None
         return Child(pid=pid, pidfd=pidfd, started=self.loop.clock())
 
     def forkserver_gone(self, reason: str) -> None:
+        """The fork-server's socket reached EOF (unless a spawn noticed first)."""
+        if self.forkserver is not None:
+            server, self.forkserver = self.forkserver, None
+            self.forkserver_lost(server, reason)
+
+    def forkserver_lost(self, server, reason: str) -> None:
         """The fork-server died (killed, crashed). Its vassals died with it (PDEATHSIG), and
         nobody can tell us how: they end as if SIGKILLed, and start again as new processes."""
         self.log(f"[emperor] the fork-server is gone ({reason}): its vassals died with it; "
                  f"vassals start as new processes from now on")
-        server, self.forkserver = self.forkserver, None
+        server.kill()           # if it only stopped answering; its vassals go with it
         server.close()
         for vassal in list(self.by_pid.values()):
             if vassal.forked:
@@ -345,11 +352,11 @@ class Emperor:
     def close_unclaimed_sockets(self) -> None:
         for inherited in [s for s in self.inherited if s.owner is None]:
             name = f" (name {inherited.name})" if inherited.name else ""
+            inherited.sock.close()          # before saying so: a client then finds it closed
             self.log(f"[emperor] warning: inherited socket fd {inherited.fd}{name} "
-                     f"({inherited.address}) matches no vassal: closing it (hint: name it as "
+                     f"({inherited.address}) matches no vassal: closed it (hint: name it as "
                      f"the vassal file without extension with FileDescriptorName=, or bind it "
                      f"where the vassal's on-demand socket would be)")
-            inherited.sock.close()
             self.inherited.remove(inherited)
 
     # ---- notifications

@@ -141,6 +141,13 @@ class ForkServer:
             raise ForkServerGone("the fork-server ended")
         return data.decode().split(), fds
 
+    def kill(self) -> None:
+        if self.child is not None:
+            try:
+                linux.pidfd_send_signal(self.child.pidfd, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
     def close(self) -> None:
         """The fork-server sees EOF and exits; the Emperor reaps it."""
         if self.sock is not None:

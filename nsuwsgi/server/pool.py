@@ -16,6 +16,7 @@ from collections.abc import Callable
 
 from nsuwsgi import linux
 from nsuwsgi.fsm import Action, Backoff, Event, Machine, State
+from nsuwsgi.server.scoreboard import Scoreboard
 from nsuwsgi.spawn import SpawnError, spawn
 from nsuwsgi.spec import ProcessSpec
 
@@ -182,10 +183,11 @@ def memory(pid: int) -> tuple[int, int]:
 class Pool:
     """Every worker of the instance, and the facts they share."""
 
-    def __init__(self, loop, log: Callable[[str], None], scoreboard, pass_fds,
+    def __init__(self, loop, log: Callable[[str], None], pass_fds,
                  worker_main: Callable[[int, int], int], processes: int, mercy: float):
-        """`scoreboard` must have 2 * processes slots: a reload's two generations overlap."""
-        self.loop, self.log, self.scoreboard = loop, log, scoreboard
+        self.loop, self.log = loop, log
+        # 2 * processes slots: a reload's two generations overlap.
+        self.scoreboard = Scoreboard(2 * processes)
         self.pass_fds, self.worker_main = tuple(pass_fds), worker_main
         self.processes, self.mercy = processes, mercy
         self.generation = 0
@@ -217,16 +219,21 @@ class Pool:
         for worker in self.workers + self.retiring:
             worker.signal(signal.SIGKILL)
 
-    def resize(self, processes: int, scoreboard) -> None:
+    def resize(self, processes: int) -> None:
         """A reload changed `processes`: the next generation has `processes` workers.
 
-        `scoreboard` has 2 * processes slots. The running generation keeps writing to the
-        old one (its own mapping, inherited at fork) until it leaves; the master reads only
-        the current generation's slots. A generation not started yet (cheap) is rebuilt.
+        It gets a new scoreboard. The running generation keeps writing to the old one (its
+        own mapping, inherited at fork) until it leaves; the master reads only the current
+        generation's slots. A generation not started yet (cheap) is rebuilt.
         """
-        self.processes, self.scoreboard = processes, scoreboard
+        old, self.scoreboard = self.scoreboard, Scoreboard(2 * processes)
+        old.close()
+        self.processes = processes
         if all(w.child is None and w.stopped for w in self.workers):
             self.workers = self._generation()
+
+    def close(self) -> None:
+        self.scoreboard.close()
 
     def reload(self) -> None:
         """A fresh generation first, then the old one finishes its requests and leaves."""
